@@ -1,0 +1,40 @@
+# The two commands a user needs: `make test` (lint, types, every test) and `make demo`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOURCES := contracts chassis services tests bench
+
+.PHONY: test install services lint typecheck pytest asyncapi demo demo-stop chaos bench clean
+
+test: install services lint typecheck pytest
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+typecheck: install
+	$(BIN)/mypy $(SOURCES)
+
+pytest: install services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+asyncapi: install
+	$(BIN)/python -m contracts asyncapi
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

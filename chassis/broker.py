@@ -1,0 +1,93 @@
+"""The broker connection: connect with a clear error, declare the shared topology, open channels.
+
+Every service calls :func:`declare_topology` at start, so the durable queues of the system of
+record exist whichever service connects first (no event goes into an exchange with no queue).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from contracts.topology import QueueSpec, Topology
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """RabbitMQ did not answer at start; the message says where we tried (without secrets)."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, fit for a log line."""
+    from yarl import URL
+
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
+async def connect(url: str, *, timeout_s: float = 10.0, name: str = "") -> AbstractRobustConnection:
+    """Return a robust connection (it reconnects by itself after the first success).
+
+    Raises ``BrokerUnavailable`` when the first connection cannot be made within ``timeout_s``.
+    """
+    try:
+        return await aio_pika.connect_robust(
+            url,
+            timeout=timeout_s,
+            client_properties={"connection_name": name or "chainsights-jobs"},
+        )
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+        raise BrokerUnavailable(
+            f"cannot connect to RabbitMQ at {redact_url(url)}: {exc or type(exc).__name__}"
+        ) from exc
+
+
+async def declare_exchange(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    return await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+
+
+async def declare_queue(
+    channel: AbstractChannel, spec: QueueSpec, exchange: AbstractExchange | None
+) -> AbstractQueue:
+    """Declare ``spec``'s dead-letter queue, the queue itself and its bindings; idempotent."""
+    await channel.declare_queue(
+        spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments())
+    for key in spec.bindings:
+        if exchange is None:
+            raise ValueError(f"queue {spec.name} has bindings but no exchange was declared")
+        await queue.bind(exchange, routing_key=key)
+    return queue
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """Declare the exchange and every queue of ``topology``; return the exchange. Idempotent."""
+    exchange = await declare_exchange(channel, topology)
+    for spec in topology.queues():
+        await declare_queue(channel, spec, exchange)
+    log.debug("declared topology on exchange %s", topology.exchange)
+    return exchange
+
+
+async def publisher_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    """A channel with publisher confirms, on which an unroutable mandatory publish raises.
+
+    A message no queue takes is a message not delivered: the outbox must keep it.
+    """
+    return await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
+def message_headers(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
+    return dict(message.headers or {})

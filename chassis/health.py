@@ -1,0 +1,101 @@
+"""A small HTTP server for services without an API: ``/healthz``, ``/readyz``, ``/metrics``.
+
+``/healthz`` says the process is alive; ``/readyz`` runs every readiness check (database
+reachable, broker connected, consumer attached…) and answers 503 naming what failed;
+``/metrics`` is Prometheus' text format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+"""Returns None when ready, else a short reason; may raise, which also means not ready."""
+
+
+async def run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """Return ``{name: "ok" | reason}`` for every check, each bounded to 3 seconds."""
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            reason = await asyncio.wait_for(check(), timeout=3)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        results[name] = reason or "ok"
+    return results
+
+
+def health_routes(checks: Mapping[str, ReadinessCheck]) -> list[Route]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        results = await run_checks(checks)
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGTERM and SIGINT to the service that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Starlette, host: str, port: int) -> AsyncIterator[uvicorn.Server]:
+    """Serve ``app`` in this event loop until the block exits; yields the started server.
+
+    Raises ``OSError`` (port taken, say) if the server could not start.
+    """
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise OSError(f"HTTP server on {host}:{port} did not start")
+        await asyncio.sleep(0.01)
+    log.info("serving HTTP on %s:%d", host, bound_port(server))
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port the server listens on (useful when it was started on port 0)."""
+    for s in server.servers:
+        for sock in s.sockets:
+            return int(sock.getsockname()[1])
+    return int(server.config.port)
+
+
+def health_app(checks: Mapping[str, ReadinessCheck]) -> Starlette:
+    return Starlette(routes=health_routes(checks))

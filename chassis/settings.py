@@ -1,0 +1,96 @@
+"""The typed settings base every service's settings object extends.
+
+Environment variables only, read once in ``__main__`` through :func:`load_settings`, which turns
+pydantic's validation error into a :class:`SettingsError` naming each bad variable.
+Durations are written like ``30m``, ``1h``, ``90s``, ``500ms`` or ``1h30m``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topology import (
+    COMMANDS_QUEUE_DEFAULT,
+    EXCHANGE_DEFAULT,
+    LEDGER_QUEUE_DEFAULT,
+    NOTIFIER_QUEUE_DEFAULT,
+    Topology,
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Return the ``timedelta`` for ``30m``-style text, a number of seconds, or a timedelta.
+
+    Raises ``ValueError`` naming the accepted forms.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError(f"{value!r} is not a duration; write it like 90s, 30m, 1h or 1h30m")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class SettingsError(RuntimeError):
+    """The environment does not configure the service; the message names every variable."""
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every service reads: where Postgres and RabbitMQ are, names on the broker, logging."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    events_exchange: str = EXCHANGE_DEFAULT
+    ledger_queue: str = LEDGER_QUEUE_DEFAULT
+    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
+    commands_queue: str = COMMANDS_QUEUE_DEFAULT
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    outbox_retention: Duration = timedelta(days=7)
+    connect_timeout: Duration = Field(default=timedelta(seconds=10))
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(
+            exchange=self.events_exchange,
+            ledger_queue=self.ledger_queue,
+            notifier_queue=self.notifier_queue,
+            commands_queue=self.commands_queue,
+        )
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Return ``cls`` read from the environment (``overrides`` win).
+
+    Raises ``SettingsError`` with one line per missing or invalid variable, by its env name.
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False, include_input=False):
+            name = str(err["loc"][0]).upper() if err["loc"] else "?"
+            message = "is required but not set" if err["type"] == "missing" else err["msg"]
+            lines.append(f"  {name}: {message}")
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
