@@ -1,0 +1,23 @@
+"""Where governance data comes from: the Snapshot hub, or a JSON file for offline runs."""
+
+from recalculator.governance.factory import SourceKind, make_source
+from recalculator.governance.file import FileSource
+from recalculator.governance.snapshot import DEFAULT_HUB_URL, SnapshotSource
+from recalculator.governance.source import (
+    GovernanceSource,
+    PermanentSourceError,
+    SourceError,
+    TransientSourceError,
+)
+
+__all__ = [
+    "DEFAULT_HUB_URL",
+    "FileSource",
+    "GovernanceSource",
+    "PermanentSourceError",
+    "SnapshotSource",
+    "SourceError",
+    "SourceKind",
+    "TransientSourceError",
+    "make_source",
+]
