@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench
 
-.PHONY: test install services lint typecheck pytest asyncapi demo demo-stop chaos bench clean
+.PHONY: test install services browser lint typecheck pytest asyncapi demo demo-stop chaos bench clean
 
-test: install services lint typecheck pytest
+test: install services browser lint typecheck pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,15 @@ install: $(STAMP)
 
 services:
 	@bash scripts/ensure-services.sh
+
+browser:
+	@bash scripts/ensure-chromium.sh
+
+demo: install services
+	@bash scripts/demo.sh
+
+demo-stop:
+	@bash scripts/demo-stop.sh
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)
