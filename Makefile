@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench
 
-.PHONY: test install services browser lint typecheck pytest asyncapi demo demo-stop chaos bench clean
+.PHONY: test install services tools lint typecheck pytest asyncapi demo demo-stop chaos bench clean
 
-test: install services browser lint typecheck pytest
+test: install services tools lint typecheck pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,8 @@ install: $(STAMP)
 services:
 	@bash scripts/ensure-services.sh
 
-browser:
-	@bash scripts/ensure-chromium.sh
+tools:
+	@bash scripts/ensure-tools.sh
 
 demo: install services
 	@bash scripts/demo.sh

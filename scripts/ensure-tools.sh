@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Tools some tests drive for real, from Debian's archive only (installed as root when missing):
+#   chromium        the admin-page test drives it headless
+#   docker-compose  validates docker-compose.yml without a Docker engine (`docker-compose config`)
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "ensure-tools: installing Debian's ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "ensure-tools: missing ${missing[*]}; install Debian's packages of those names" >&2
+  exit 1
+fi
