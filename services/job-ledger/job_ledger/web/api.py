@@ -1,0 +1,150 @@
+"""The JSON API under ``/api/admin`` (the story's contract; see ``openapi.py`` for the shapes).
+
+Every route runs behind :class:`job_ledger.web.auth.BearerAuth`; every refusal is an
+``ApiError`` that leaves in the error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from job_ledger.web import commands, queries
+from job_ledger.web.context import WebContext
+from job_ledger.web.errors import ApiError, JsonResponse
+from job_ledger.web.figures import job_stats, progress_of
+from job_ledger.web.params import (
+    parse_job_name,
+    parse_limit,
+    parse_offset,
+    parse_uuid,
+)
+from job_ledger.web.serialize import (
+    event_json,
+    failure_group_json,
+    job_log_json,
+    run_request_json,
+    stats_json,
+)
+
+EVENTS_DEFAULT_LIMIT = 1000
+EVENTS_MAX_LIMIT = 5000
+MAX_RUN_BODY_BYTES = 2_000_000
+
+
+def api_routes(ctx: WebContext) -> list[Route]:
+    """Return the ``/admin/...`` routes, to be mounted under ``/api``."""
+
+    async def list_job_logs(request: Request) -> Response:
+        limit = parse_limit(request.query_params.get("limit"))
+        job_name = parse_job_name(request.query_params.get("jobName"))
+        raw_id = request.query_params.get("id")
+        now = ctx.clock()
+        async with ctx.pool.acquire() as conn:
+            if raw_id is not None:
+                job = await queries.job_log(conn, parse_uuid(raw_id))
+                if job is None or (job_name is not None and job.job_name != job_name):
+                    raise ApiError(404, "No job log with this id")
+                jobs = [job]
+            else:
+                jobs = await queries.recent_job_logs(conn, limit, job_name)
+        data = [job_log_json(j, progress_of(j, now)) for j in jobs]
+        return JsonResponse({"data": data, "meta": {"count": len(data), "limit": limit}})
+
+    async def list_events(request: Request) -> Response:
+        job_id = parse_uuid(request.path_params["id"])
+        limit = parse_limit(
+            request.query_params.get("limit"), EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT
+        )
+        offset = parse_offset(request.query_params.get("offset"))
+        async with ctx.pool.acquire() as conn:
+            if not await queries.job_exists(conn, job_id):
+                raise ApiError(404, "No job with this id")
+            events, total = await queries.job_events(conn, job_id, limit, offset)
+        return JsonResponse(
+            {
+                "data": [event_json(e) for e in events],
+                "meta": {"count": len(events), "limit": limit, "offset": offset, "total": total},
+            }
+        )
+
+    async def list_errors(request: Request) -> Response:
+        job_id = parse_uuid(request.path_params["id"])
+        async with ctx.pool.acquire() as conn:
+            job = await queries.job_log(conn, job_id)
+        if job is None:
+            raise ApiError(404, "No job log with this id")
+        groups = queries.group_failures(job.errors)
+        return JsonResponse(
+            {
+                "data": [failure_group_json(g) for g in groups],
+                "meta": {"count": len(groups), "failures": sum(g.count for g in groups)},
+            }
+        )
+
+    async def stats(request: Request) -> Response:
+        job_name = parse_job_name(request.query_params.get("jobName"))
+        async with ctx.pool.acquire() as conn:
+            runs = await queries.recent_runs(conn, job_name)
+            last_success = await queries.last_success_at(conn, job_name)
+        return JsonResponse({"data": stats_json(job_stats(runs, last_success), job_name)})
+
+    async def run(request: Request) -> Response:
+        job_name, dao_ids = _run_body(await _small_body(request))
+        command = await commands.request_new_run(ctx, job_name, dao_ids)
+        return JsonResponse({"data": run_request_json(command)}, status_code=202)
+
+    async def retry_failed(request: Request) -> Response:
+        command = await commands.request_retry(ctx, parse_uuid(request.path_params["id"]))
+        return JsonResponse({"data": run_request_json(command)}, status_code=202)
+
+    return [
+        Route("/admin/job-logs", list_job_logs, methods=["GET"]),
+        Route("/admin/job-logs/{id}/events", list_events, methods=["GET"]),
+        Route("/admin/job-logs/{id}/errors", list_errors, methods=["GET"]),
+        Route("/admin/job-logs/{id}/retry-failed", retry_failed, methods=["POST"]),
+        Route("/admin/job-stats", stats, methods=["GET"]),
+        Route("/admin/jobs/run", run, methods=["POST"]),
+    ]
+
+
+async def _small_body(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_RUN_BODY_BYTES:
+            raise ApiError(400, f"the body is over {MAX_RUN_BODY_BYTES} bytes")
+    return body
+
+
+def _run_body(body: bytes) -> tuple[str, list[str] | None]:
+    """Return ``(jobName, daoIds)`` of an optional ``{"jobName"?, "daoIds"?}`` JSON body.
+
+    Raises ``ApiError(400)`` for anything else.
+    """
+    if not body.strip():
+        return commands.DEFAULT_JOB_NAME, None
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    unknown = set(data) - {"jobName", "daoIds"}
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    raw_name = data.get("jobName", commands.DEFAULT_JOB_NAME)
+    job_name = parse_job_name(raw_name if isinstance(raw_name, str) else "")
+    assert job_name is not None
+    dao_ids = data.get("daoIds")
+    if dao_ids is not None and not (
+        isinstance(dao_ids, list)
+        and 1 <= len(dao_ids) <= 100_000
+        and all(isinstance(d, str) and d for d in dao_ids)
+    ):
+        raise ApiError(400, "daoIds must be null or a non-empty list of non-empty strings")
+    return job_name, dao_ids

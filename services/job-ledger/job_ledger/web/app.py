@@ -1,0 +1,92 @@
+"""The ledger's web application: JSON API, admin pages, health, metrics and the OpenAPI document.
+
+:func:`create_app` is the seam the composition root calls; it connects to nothing itself and
+keeps no global state, so two apps (two tests) never share anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from chassis.health import ReadinessCheck, health_routes
+from contracts import RunRequested, utc_now
+from job_ledger.web.api import api_routes
+from job_ledger.web.auth import BearerAuth, LoginThrottle, SessionKeys
+from job_ledger.web.context import WebContext
+from job_ledger.web.errors import (
+    ApiError,
+    InternalErrors,
+    JsonResponse,
+    api_error_handler,
+    error_response,
+    http_exception_message,
+)
+from job_ledger.web.openapi import openapi_document
+from job_ledger.web.pages import PageSettings, page_routes
+from job_ledger.web.templating import render_error_page
+
+
+def create_app(
+    *,
+    pool: asyncpg.Pool,
+    admin_password: str,
+    request_run: Callable[[RunRequested], Awaitable[None]],
+    readiness: Mapping[str, ReadinessCheck],
+    session_secret: str,
+    admin_base_url: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> Starlette:
+    """Return the app serving ``/api/admin/...``, ``/admin/...``, health, metrics, OpenAPI.
+
+    ``pool`` must have the ledger schema on its search_path; ``request_run`` publishes a
+    RunRequested and returns once the broker confirmed it. Raises ``ValueError`` for an empty
+    ``admin_password`` or ``session_secret``: the service must not start open.
+    """
+    if not admin_password:
+        raise ValueError("admin_password must not be empty")
+    if not session_secret:
+        raise ValueError("session_secret must not be empty")
+    ctx = WebContext(pool=pool, request_run=request_run, clock=clock)
+    pages = PageSettings(
+        password=admin_password,
+        keys=SessionKeys(session_secret, clock),
+        throttle=LoginThrottle(),
+        secure_cookies=admin_base_url.lower().startswith("https://"),
+    )
+
+    async def openapi(_: Request) -> Response:
+        return JsonResponse(openapi_document())
+
+    routes: list[BaseRoute] = [
+        *health_routes(readiness),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Mount(
+            "/api",
+            routes=api_routes(ctx),
+            middleware=[Middleware(BearerAuth, password=admin_password)],
+        ),
+        *page_routes(ctx, pages),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(InternalErrors)],
+        exception_handlers={ApiError: api_error_handler, HTTPException: _http_exception},
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = http_exception_message(exc)
+    path = request.url.path
+    if path == "/admin" or path.startswith("/admin/"):
+        return await render_error_page(exc.status_code, message)
+    return error_response(exc.status_code, message, dict(exc.headers or {}))

@@ -1,0 +1,23 @@
+"""What every route needs from the composition root, handed in explicitly, never global."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from contracts import RunRequested
+
+RequestRun = Callable[[RunRequested], Awaitable[None]]
+"""Publishes a RunRequested and returns once the broker confirmed it; raises if it could not."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    """The ledger's pool (search_path already on the ledger schema), the publisher and a clock."""
+
+    pool: asyncpg.Pool
+    request_run: RequestRun
+    clock: Callable[[], datetime]

@@ -1,0 +1,126 @@
+"""The JSON the API answers, camelCase exactly as the story's contract, built from rows.
+
+Timestamps are written as JavaScript's ``toISOString`` writes them (``2025-12-22T00:05:32.000Z``),
+which is what the story's examples show and what a browser parses everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import RunRequested
+from job_ledger.web.figures import JobStats, Progress
+from job_ledger.web.queries import FailureGroup, JobLog, Notification, StoredEvent
+
+Json = dict[str, Any]
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    """Return ``moment`` in UTC with milliseconds and a ``Z``; None stays None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def notification_json(n: Notification) -> Json:
+    return {
+        "channel": n.channel,
+        "kind": n.kind,
+        "state": n.state,
+        "attempts": n.attempts,
+        "providerId": n.provider_id,
+        "error": n.error,
+        "occurredAt": timestamp(n.occurred_at),
+    }
+
+
+def progress_json(p: Progress | None) -> Json | None:
+    if p is None:
+        return None
+    return {
+        "processed": p.processed,
+        "failed": p.failed,
+        "total": p.total,
+        "ratePerSecond": p.rate_per_second,
+        "etaSeconds": p.eta_seconds,
+        "lastEventAt": timestamp(p.last_event_at),
+    }
+
+
+def job_log_json(job: JobLog, progress: Progress | None) -> Json:
+    """The story's JobLog fields, then what the ledger adds (see the OpenAPI document)."""
+    return {
+        "id": str(job.id),
+        "jobName": job.job_name,
+        "startedAt": timestamp(job.started_at),
+        "completedAt": timestamp(job.completed_at),
+        "status": job.status,
+        "daosProcessed": job.daos_processed,
+        "daosTotal": job.daos_total,
+        "errors": None
+        if job.errors is None
+        else [{"daoId": f.dao_id, "daoName": f.dao_name, "error": f.error} for f in job.errors],
+        "durationMs": job.duration_ms,
+        "cacheInvalidated": job.cache_invalidated,
+        "createdAt": timestamp(job.created_at),
+        "updatedAt": timestamp(job.updated_at),
+        "trigger": job.trigger,
+        "daosFailed": job.daos_failed,
+        "fatalError": job.fatal_error,
+        "lastEventAt": timestamp(job.last_event_at),
+        "abandonedAt": timestamp(job.abandoned_at),
+        "eventsReceived": job.events_received,
+        "expectedEvents": job.expected_events,
+        "complete": job.complete,
+        "notifications": [notification_json(n) for n in job.notifications],
+        "progress": progress_json(progress),
+    }
+
+
+def event_json(e: StoredEvent) -> Json:
+    """A stored event: the envelope in camelCase, the payload as the contract sent it."""
+    return {
+        "eventId": str(e.event_id),
+        "eventType": e.event_type,
+        "schemaVersion": e.schema_version,
+        "jobId": str(e.job_id),
+        "jobName": e.job_name,
+        "sequence": e.sequence,
+        "occurredAt": timestamp(e.occurred_at),
+        "receivedAt": timestamp(e.received_at),
+        "payload": e.payload,
+    }
+
+
+def failure_group_json(g: FailureGroup) -> Json:
+    return {
+        "error": g.error,
+        "count": g.count,
+        "daos": [{"daoId": dao_id, "daoName": name} for dao_id, name in g.daos],
+    }
+
+
+def stats_json(s: JobStats, job_name: str | None) -> Json:
+    return {
+        "jobName": job_name,
+        "runs": s.runs,
+        "finished": s.finished,
+        "completed": s.completed,
+        "failed": s.failed,
+        "running": s.running,
+        "failureRate": s.failure_rate,
+        "durationP50Ms": s.duration_p50_ms,
+        "durationP95Ms": s.duration_p95_ms,
+        "lastSuccessAt": timestamp(s.last_success_at),
+    }
+
+
+def run_request_json(command: RunRequested) -> Json:
+    return {
+        "requestId": str(command.request_id),
+        "jobName": command.job_name,
+        "trigger": command.trigger,
+        "daoIds": command.dao_ids,
+        "requestedAt": timestamp(command.requested_at),
+    }

@@ -1,0 +1,507 @@
+"""The ledger's JSON API on the real Postgres, served over loopback HTTP: the story's contract.
+
+Rows are written into the test's own schema with SQL, as the fold would leave them; the app is
+served by uvicorn on 127.0.0.1 and read with aiohttp. The helpers at the top are shared with
+the other ``test_api_*`` and ``test_admin_pages*`` files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+
+import job_ledger
+from chassis.database import create_pool, migrate
+from chassis.health import ReadinessCheck, bound_port, serve_http
+from chassis.migrations import MigrationSource
+from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from contracts import RunRequested
+from job_ledger.web import create_app
+
+PASSWORD = "s3cret-admin-pässword"
+SESSION_SECRET = "test-session-secret-0123456789"
+LEDGER_MIGRATIONS = MigrationSource("job-ledger", Path(job_ledger.__file__).parent / "migrations")
+NOW = datetime(2025, 12, 22, 12, 0, 0, tzinfo=UTC)
+AUTH = {"Authorization": f"Bearer {PASSWORD}"}
+
+
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Ledger:
+    """A served ledger app: its base URL, what it was asked to publish, its clock."""
+
+    url: str
+    pool: asyncpg.Pool
+    published: list[RunRequested]
+    clock: Clock
+    fail_publish: list[bool] = field(default_factory=lambda: [False])
+
+
+async def ledger_pool(database_url: str, schema: str) -> asyncpg.Pool:
+    await migrate(database_url, schema, [OUTBOX_MIGRATIONS, LEDGER_MIGRATIONS])
+    return await create_pool(database_url, schema)
+
+
+@contextlib.asynccontextmanager
+async def served_ledger(
+    pool: asyncpg.Pool,
+    request_run: Callable[[RunRequested], Awaitable[None]] | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[Ledger]:
+    """Serve the ledger's app on a free loopback port for the block."""
+    clock = clock or Clock()
+    published: list[RunRequested] = []
+    ledger = Ledger(url="", pool=pool, published=published, clock=clock)
+
+    async def record(command: RunRequested) -> None:
+        if ledger.fail_publish[0]:
+            raise ConnectionError("broker unreachable (test)")
+        published.append(command)
+
+    app = create_app(
+        pool=pool,
+        admin_password=PASSWORD,
+        request_run=request_run or record,
+        readiness=readiness or {},
+        session_secret=SESSION_SECRET,
+        admin_base_url="http://127.0.0.1",
+        clock=clock,
+    )
+    async with serve_http(app, "127.0.0.1", 0) as server:
+        ledger.url = f"http://127.0.0.1:{bound_port(server)}"
+        yield ledger
+
+
+async def insert_job(
+    pool: asyncpg.Pool,
+    *,
+    started_at: datetime,
+    status: str = "completed",
+    job_name: str = "weekly-gvs-recalculation",
+    processed: int = 10,
+    total: int = 10,
+    failures: list[tuple[str, str, str]] | None = None,
+    duration_ms: int | None = 332_000,
+    trigger: str | None = "cron",
+    fatal_error: str | None = None,
+    job_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Insert a job_logs row as the fold leaves it; return its id."""
+    job_id = job_id or uuid.uuid4()
+    errors = (
+        None
+        if failures is None
+        else orjson.dumps([{"daoId": d, "daoName": n, "error": e} for d, n, e in failures]).decode()
+    )
+    finished = status != "running"
+    completed_at = started_at + timedelta(milliseconds=duration_ms or 0) if finished else None
+    failed = len(failures or [])
+    events = processed + failed + (2 if finished else 1)
+    await pool.execute(
+        "INSERT INTO job_logs (id, job_name, started_at, completed_at, status, daos_processed,"
+        " daos_total, errors, duration_ms, cache_invalidated, created_at, updated_at, trigger,"
+        " daos_failed, fatal_error, last_event_at, last_sequence, events_received,"
+        " expected_events, has_started)"
+        " VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5::job_status, $6, $7, $8::jsonb,"
+        " $9, $10, $3,"
+        " coalesce($4, $3), $11, $12, $13, coalesce($4, $3), $14 - 1, $14, $15, true)",
+        job_id,
+        job_name,
+        started_at,
+        completed_at,
+        status,
+        processed,
+        total,
+        errors,
+        duration_ms if finished else None,
+        finished and status == "completed",
+        trigger,
+        failed,
+        fatal_error,
+        events,
+        events if finished else None,
+    )
+    return job_id
+
+
+async def insert_event(
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    event_type: str,
+    sequence: int | None,
+    occurred_at: datetime,
+    payload: dict[str, Any],
+    job_name: str = "weekly-gvs-recalculation",
+) -> uuid.UUID:
+    event_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO job_events (event_id, job_id, job_name, event_type, schema_version,"
+        " sequence, occurred_at, payload) VALUES ($1, $2, $3, $4, 1, $5, $6, $7::jsonb)",
+        event_id,
+        job_id,
+        job_name,
+        event_type,
+        sequence,
+        occurred_at,
+        orjson.dumps(payload).decode(),
+    )
+    return event_id
+
+
+async def insert_notification(
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    channel: str,
+    kind: str,
+    state: str,
+    occurred_at: datetime,
+    error: str | None = None,
+) -> None:
+    await pool.execute(
+        "INSERT INTO job_notifications (job_id, channel, kind, state, attempts, provider_id,"
+        " error, event_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        job_id,
+        channel,
+        kind,
+        state,
+        1 if state == "sent" else 5,
+        "re_123" if state == "sent" else None,
+        error,
+        uuid.uuid4(),
+        occurred_at,
+    )
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    async with session.get(url, headers=AUTH if headers is None else headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Any]:
+    data = None if body is None else orjson.dumps(body)
+    async with session.post(
+        url, data=data, headers=AUTH if headers is None else headers
+    ) as response:
+        return response.status, await response.json(content_type=None)
+
+
+def error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "code": code, "statusCode": status}}
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await ledger_pool(database_url, schema)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def ledger(pool: asyncpg.Pool) -> AsyncIterator[Ledger]:
+    async with served_ledger(pool) as served:
+        yield served
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/api/admin/job-logs"),
+    ("GET", f"/api/admin/job-logs?id={uuid.UUID(int=1)}"),
+    ("GET", f"/api/admin/job-logs/{uuid.UUID(int=1)}/events"),
+    ("GET", f"/api/admin/job-logs/{uuid.UUID(int=1)}/errors"),
+    ("GET", "/api/admin/job-stats"),
+    ("POST", "/api/admin/jobs/run"),
+    ("POST", f"/api/admin/job-logs/{uuid.UUID(int=1)}/retry-failed"),
+    ("GET", "/api/admin/no-such-route"),
+]
+WRONG_AUTH = [
+    {},
+    {"Authorization": "Bearer wrong"},
+    {"Authorization": f"Bearer {PASSWORD[:-1]}X"},  # differs in the last character only
+    {"Authorization": f"Bearer {PASSWORD}x"},
+    {"Authorization": f"Basic {PASSWORD}"},
+    {"Authorization": "Bearer"},
+]
+
+
+async def test_every_api_route_refuses_a_missing_or_wrong_token_with_the_401_shape(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    for method, path in ROUTES:
+        for headers in WRONG_AUTH:
+            async with http.request(method, ledger.url + path, headers=headers) as response:
+                body = await response.json()
+                assert (response.status, body) == (
+                    401,
+                    error(401, "UNAUTHORIZED", "Unauthorized"),
+                ), (
+                    method,
+                    path,
+                    headers,
+                )
+                assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert ledger.published == []
+
+
+async def test_the_right_token_is_accepted_whatever_the_scheme_case(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    status, body = await get_json(
+        http, ledger.url + "/api/admin/job-logs", {"Authorization": f"bearer {PASSWORD}"}
+    )
+    assert (status, body) == (200, {"data": [], "meta": {"count": 0, "limit": 30}})
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=abc", "limit must be a whole number from 1 (capped at 100)"),
+        ("limit=-1", "limit must be a whole number from 1 (capped at 100)"),
+        ("limit=0", "limit must be a whole number from 1 (capped at 100)"),
+        ("limit=1.5", "limit must be a whole number from 1 (capped at 100)"),
+        ("limit=", "limit must be a whole number from 1 (capped at 100)"),
+        ("id=not-a-uuid", "id must be a UUID"),
+        (
+            "jobName=Not%20A%20Job",
+            "jobName must be lowercase letters, digits, '-' or '_' (at most 100)",
+        ),
+    ],
+)
+async def test_a_malformed_query_is_a_400_never_a_500(
+    ledger: Ledger, http: aiohttp.ClientSession, query: str, message: str
+) -> None:
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?{query}")
+    assert (status, body) == (400, error(400, "BAD_REQUEST", message))
+
+
+async def test_a_malformed_id_in_the_path_is_a_400(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    for path in ("events", "errors"):
+        status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs/not-a-uuid/{path}")
+        assert (status, body) == (400, error(400, "BAD_REQUEST", "id must be a UUID"))
+    status, body = await post_json(http, f"{ledger.url}/api/admin/job-logs/123/retry-failed")
+    assert (status, body) == (400, error(400, "BAD_REQUEST", "id must be a UUID"))
+
+
+async def test_an_unknown_job_is_a_404(ledger: Ledger, http: aiohttp.ClientSession) -> None:
+    unknown = uuid.uuid4()
+    base = f"{ledger.url}/api/admin/job-logs"
+    assert await get_json(http, f"{base}?id={unknown}") == (
+        404,
+        error(404, "NOT_FOUND", "No job log with this id"),
+    )
+    assert await get_json(http, f"{base}/{unknown}/events") == (
+        404,
+        error(404, "NOT_FOUND", "No job with this id"),
+    )
+    assert await get_json(http, f"{base}/{unknown}/errors") == (
+        404,
+        error(404, "NOT_FOUND", "No job log with this id"),
+    )
+    assert await post_json(http, f"{base}/{unknown}/retry-failed") == (
+        404,
+        error(404, "NOT_FOUND", "No job with this id"),
+    )
+
+
+async def test_unknown_routes_and_methods_answer_in_the_error_shape(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    assert await get_json(http, f"{ledger.url}/api/admin/nothing-here") == (
+        404,
+        error(404, "NOT_FOUND", "Not found"),
+    )
+    assert await get_json(http, f"{ledger.url}/nothing-here", {}) == (
+        404,
+        error(404, "NOT_FOUND", "Not found"),
+    )
+    async with http.delete(f"{ledger.url}/api/admin/job-logs", headers=AUTH) as response:
+        assert response.status == 405
+        assert await response.json() == error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+
+
+async def test_an_unexpected_failure_is_a_500_that_shows_nothing_internal(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    # A real fault: the table the query reads is gone.
+    await ledger.pool.execute("DROP TABLE job_notifications")
+    async with http.get(f"{ledger.url}/api/admin/job-logs", headers=AUTH) as response:
+        text = await response.text()
+        assert response.status == 500
+        assert response.content_type == "application/json"
+    assert orjson.loads(text) == error(500, "INTERNAL", "Internal error")
+    assert "job_notifications" not in text
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+async def test_limit_defaults_to_30_and_500_is_capped_at_100(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    for n in range(120):
+        await insert_job(ledger.pool, started_at=NOW - timedelta(hours=n))
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs")
+    assert (status, len(body["data"]), body["meta"]) == (200, 30, {"count": 30, "limit": 30})
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?limit=500")
+    assert (status, len(body["data"]), body["meta"]) == (200, 100, {"count": 100, "limit": 100})
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?limit=7")
+    assert (status, len(body["data"]), body["meta"]) == (200, 7, {"count": 7, "limit": 7})
+
+
+async def test_jobs_come_newest_first_with_the_storys_fields_exactly(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    week = timedelta(days=7)
+    middle = await insert_job(ledger.pool, started_at=NOW - week)
+    newest = await insert_job(
+        ledger.pool,
+        started_at=datetime(2025, 12, 22, 0, 0, tzinfo=UTC),
+        processed=8,
+        failures=[("dao-1", "Uniswap", "timeout"), ("dao-2", "Aave", "HTTP 502")],
+        status="completed",
+        trigger="manual",
+    )
+    oldest = await insert_job(ledger.pool, started_at=NOW - 2 * week)
+    await insert_notification(ledger.pool, newest, "email", "success", "sent", NOW)
+    await insert_notification(ledger.pool, newest, "slack", "warning", "failed", NOW, "HTTP 500")
+
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs")
+    assert status == 200
+    assert [j["id"] for j in body["data"]] == [str(newest), str(middle), str(oldest)]
+    assert body["data"][0] == {
+        "id": str(newest),
+        "jobName": "weekly-gvs-recalculation",
+        "startedAt": "2025-12-22T00:00:00.000Z",
+        "completedAt": "2025-12-22T00:05:32.000Z",
+        "status": "completed",
+        "daosProcessed": 8,
+        "daosTotal": 10,
+        "errors": [
+            {"daoId": "dao-1", "daoName": "Uniswap", "error": "timeout"},
+            {"daoId": "dao-2", "daoName": "Aave", "error": "HTTP 502"},
+        ],
+        "durationMs": 332000,
+        "cacheInvalidated": True,
+        "createdAt": "2025-12-22T00:00:00.000Z",
+        "updatedAt": "2025-12-22T00:05:32.000Z",
+        "trigger": "manual",
+        "daosFailed": 2,
+        "fatalError": None,
+        "lastEventAt": "2025-12-22T00:05:32.000Z",
+        "abandonedAt": None,
+        "eventsReceived": 12,
+        "expectedEvents": 12,
+        "complete": True,
+        "notifications": [
+            {
+                "channel": "email",
+                "kind": "success",
+                "state": "sent",
+                "attempts": 1,
+                "providerId": "re_123",
+                "error": None,
+                "occurredAt": "2025-12-22T12:00:00.000Z",
+            },
+            {
+                "channel": "slack",
+                "kind": "warning",
+                "state": "failed",
+                "attempts": 5,
+                "providerId": None,
+                "error": "HTTP 500",
+                "occurredAt": "2025-12-22T12:00:00.000Z",
+            },
+        ],
+        "progress": None,
+    }
+    assert body["data"][1]["errors"] is None
+
+
+async def test_id_gives_that_one_job_and_job_name_filters(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    gvs = await insert_job(ledger.pool, started_at=NOW - timedelta(hours=1))
+    other = await insert_job(ledger.pool, started_at=NOW, job_name="nightly-backfill")
+
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?id={gvs}")
+    assert (status, [j["id"] for j in body["data"]], body["meta"]) == (
+        200,
+        [str(gvs)],
+        {"count": 1, "limit": 30},
+    )
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?jobName=nightly-backfill")
+    assert [j["id"] for j in body["data"]] == [str(other)]
+    status, body = await get_json(
+        http, f"{ledger.url}/api/admin/job-logs?jobName=nightly-backfill&id={gvs}"
+    )
+    assert status == 404
+
+
+async def test_a_running_job_shows_its_progress_rate_and_eta(
+    ledger: Ledger, http: aiohttp.ClientSession
+) -> None:
+    job = await insert_job(
+        ledger.pool,
+        started_at=NOW - timedelta(seconds=100),
+        status="running",
+        processed=40,
+        failures=[(f"dao-{i}", f"DAO {i}", "boom") for i in range(10)],
+        total=200,
+    )
+    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?id={job}")
+    assert status == 200
+    [running] = body["data"]
+    assert (running["status"], running["completedAt"], running["complete"]) == (
+        "running",
+        None,
+        False,
+    )
+    assert running["progress"] == {
+        "processed": 40,
+        "failed": 10,
+        "total": 200,
+        "ratePerSecond": 0.5,
+        "etaSeconds": 300,
+        "lastEventAt": "2025-12-22T11:58:20.000Z",
+    }
