@@ -1,0 +1,194 @@
+"""The command-line commands as coroutines: each takes the settings and the parsed arguments
+and returns the process's exit code. ``__main__`` parses, loads settings and maps errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
+
+from chassis.broker import connect, declare_topology
+from chassis.lifecycle import stop_event_on_signals
+from contracts import RunRequested
+from contracts.events import Trigger
+from recalculator.bootstrap import bootstrap, migrate_schema, open_pool
+from recalculator.config import Settings
+from recalculator.cron import run_schedule
+from recalculator.progress import TerminalProgress, summary
+from recalculator.rankings import history_table, latest_ranking, ranking_table, score_history
+from recalculator.registry import daos_to_score, import_daos, list_daos, read_import_file
+from recalculator.run import RunRequest
+from recalculator.trigger import publish_run_request, slot_request_id
+from recalculator.worker import Worker
+
+log = logging.getLogger(__name__)
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 3
+
+
+async def run_once(settings: Settings, trigger: Trigger, dao_ids: list[str] | None) -> int:
+    """One run in this process. Returns 0 completed, 1 failed, 3 refused. Waits for the outbox
+    to drain (``OUTBOX_DRAIN_TIMEOUT``) and says what is still pending if it must stop."""
+    await migrate_schema(settings)
+    async with bootstrap(settings) as app:
+        assert app.connection is not None and app.relay is not None
+        channel = await app.connection.channel()
+        await declare_topology(channel, settings.topology)
+        await channel.close()
+        if dao_ids is not None:
+            await daos_to_score(app.pool, dao_ids)  # unknown ids: bad input, nothing started
+        stop = stop_event_on_signals()
+        progress = TerminalProgress(Console(stderr=True))
+        relay_task = asyncio.create_task(app.relay.run(), name="outbox-relay")
+        request = RunRequest(
+            job_name=settings.job_name,
+            trigger=trigger,
+            dao_ids=tuple(dao_ids) if dao_ids is not None else None,
+        )
+        run_task = asyncio.create_task(app.recalculation.run(request, progress))
+        stop_task = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not run_task.done():
+                # SIGTERM: the run records itself failed ("interrupted") and stops.
+                run_task.cancel()
+            outcome = await asyncio.gather(run_task, return_exceptions=True)
+        finally:
+            progress.close()
+            stop_task.cancel()
+            relay_task.cancel()
+            await asyncio.gather(stop_task, relay_task, return_exceptions=True)
+        result = outcome[0]
+        drain_s = settings.outbox_drain_timeout.total_seconds()
+        left = await app.relay.drain(drain_s)
+        if isinstance(result, asyncio.CancelledError):
+            print("run interrupted by a signal; recorded as failed")
+            code = EXIT_FAILED
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            print(summary(result))
+            code = {"completed": EXIT_COMPLETED, "refused": EXIT_REFUSED}.get(
+                result.status, EXIT_FAILED
+            )
+        if left:
+            print(
+                f"{left} event(s) still pending in the outbox after {drain_s:g}s"
+                f" ({app.relay.last_error or 'broker slow'}); they stay there and the worker"
+                " relays them when the broker takes them",
+                file=sys.stderr,
+            )
+        return code
+
+
+async def run_worker(settings: Settings) -> int:
+    await Worker(settings).run(stop_event_on_signals())
+    return 0
+
+
+async def trigger_run(settings: Settings, trigger: Trigger, dao_ids: list[str] | None) -> int:
+    command = RunRequested(job_name=settings.job_name, trigger=trigger, dao_ids=dao_ids)
+    connection = await connect(
+        settings.amqp_url.get_secret_value(), timeout_s=settings.connect_timeout.total_seconds()
+    )
+    try:
+        await publish_run_request(connection, settings.topology, command)
+    finally:
+        await connection.close()
+    print(command.request_id)
+    return 0
+
+
+async def run_cron(settings: Settings) -> int:
+    """Publishes a RunRequested at each slot until SIGTERM; each publish is retried for up to
+    10 minutes, then given up with an error log (the ledger then reports the slot missed)."""
+    stop = stop_event_on_signals()
+    connection = await connect(
+        settings.amqp_url.get_secret_value(),
+        timeout_s=settings.connect_timeout.total_seconds(),
+        name="recalculator-cron",
+    )
+    try:
+        channel = await connection.channel()
+        await declare_topology(channel, settings.topology)
+        await channel.close()
+
+        async def fire(slot: datetime) -> None:
+            iso = slot.isoformat()
+            command = RunRequested(
+                request_id=slot_request_id(settings.job_name, iso),
+                job_name=settings.job_name,
+                trigger="cron",
+            )
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(600), wait=wait_exponential_jitter(1, 60), reraise=True
+                ):
+                    with attempt:
+                        await publish_run_request(connection, settings.topology, command)
+            except Exception:
+                log.exception("could not publish the RunRequested of slot %s", iso)
+
+        await run_schedule(settings.job_schedule, fire, stop)
+    finally:
+        await connection.close()
+    return 0
+
+
+async def import_file(settings: Settings, path: Path) -> int:
+    records = await read_import_file(path)  # every row checked before anything is written
+    await migrate_schema(settings)
+    async with open_pool(settings) as pool:
+        result = await import_daos(pool, records)
+    print(
+        f"imported {len(records)} DAOs from {path}: {result.inserted} new, {result.updated} updated"
+    )
+    return 0
+
+
+async def show_daos(settings: Settings) -> int:
+    from rich.table import Table
+
+    await migrate_schema(settings)
+    async with open_pool(settings) as pool:
+        daos = await list_daos(pool)
+    table = Table(title=f"DAO registry ({len(daos)})")
+    for column in ("id", "name", "snapshot space", "active", "updated (UTC)"):
+        table.add_column(column)
+    for d in daos:
+        table.add_row(
+            d.id,
+            d.name,
+            d.snapshot_space,
+            "yes" if d.active else "no",
+            f"{d.updated_at:%Y-%m-%d %H:%M}",
+        )
+    Console().print(table)
+    return 0
+
+
+async def show_rankings(settings: Settings, dao_id: str | None) -> int:
+    await migrate_schema(settings)
+    async with open_pool(settings) as pool:
+        if dao_id is None:
+            ranking = await latest_ranking(pool)
+            Console().print(ranking_table(ranking) if ranking else "no scores yet: run a job first")
+        else:
+            history = await score_history(pool, dao_id)
+            Console().print(
+                history_table(dao_id, history) if history else f"no scores for {dao_id}"
+            )
+    return 0
+
+
+async def run_migrations(settings: Settings) -> int:
+    applied = await migrate_schema(settings)
+    print(f"schema {settings.recalc_schema}: " + (", ".join(applied) if applied else "up to date"))
+    return 0

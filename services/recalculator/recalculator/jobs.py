@@ -1,0 +1,231 @@
+"""The job store: each step of a run and its event, written in one transaction.
+
+Every function here writes the state change and the event that reports it into the outbox in
+the same transaction, so the event exists if and only if the change committed. Sequence numbers
+are taken from ``jobs.next_sequence`` with ``UPDATE ... RETURNING`` inside that transaction: the
+row lock serialises the per-DAO transactions of a job, and a rolled back transaction gives its
+number back, so a job's sequences stay contiguous (0 for JobStarted, +1 for each later event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+import orjson
+
+from chassis.database import Connection
+from chassis.outbox import enqueue
+from contracts import (
+    DaoFailed,
+    DaoFailedPayload,
+    DaoProcessed,
+    DaoProcessedPayload,
+    Envelope,
+    Failure,
+    JobFinished,
+    JobFinishedPayload,
+    JobStarted,
+    JobStartedPayload,
+    encode_event,
+    routing_key,
+)
+from contracts.events import MAX_FAILURES_IN_FINISHED, JobStatus, Trigger, truncate_error
+from recalculator.daos import DaoRef
+from recalculator.scoring import GvsScore
+
+OnCommit = Callable[[], None]
+
+
+def _noop() -> None:
+    return None
+
+
+class JobStore:
+    """Writes a job's rows and events into ``pool``'s schema; ``exchange`` is where the outbox
+    relay publishes them; ``on_commit`` is called after each commit (to wake the relay)."""
+
+    def __init__(self, pool: asyncpg.Pool, exchange: str, on_commit: OnCommit = _noop) -> None:
+        self._pool = pool
+        self._exchange = exchange
+        self._on_commit = on_commit
+
+    async def _emit(self, conn: Connection, event: Envelope) -> None:
+        await enqueue(conn, self._exchange, routing_key(event), encode_event(event))
+
+    async def start_job(
+        self,
+        *,
+        job_name: str,
+        trigger: Trigger,
+        daos_total: int,
+        started_at: datetime,
+        request_id: UUID | None = None,
+        dao_ids: Sequence[str] | None = None,
+    ) -> UUID | None:
+        """Creates the job row and its JobStarted (sequence 0) in one transaction.
+
+        Returns the new job id, or None when a job for ``request_id`` already exists (a
+        redelivered command), in which case nothing is written: idempotent per request.
+        """
+        job_id = uuid4()
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO jobs (id, job_name, trigger, request_id, dao_ids, started_at,"
+                " daos_total) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (request_id) DO NOTHING RETURNING id",
+                job_id,
+                job_name,
+                trigger,
+                request_id,
+                list(dao_ids) if dao_ids is not None else None,
+                started_at,
+                daos_total,
+            )
+            if inserted is None:
+                return None
+            event = JobStarted(
+                job_id=job_id,
+                job_name=job_name,
+                occurred_at=started_at,
+                payload=JobStartedPayload(daos_total=daos_total, trigger=trigger),
+            )
+            await self._emit(conn, event)
+        self._on_commit()
+        return job_id
+
+    async def _next_sequence(self, conn: Connection, job_id: UUID, counter: str) -> int:
+        # The row lock taken here is held until commit: this is what keeps sequences
+        # contiguous across concurrent DAO transactions.
+        sequence: int = await conn.fetchval(
+            f"UPDATE jobs SET next_sequence = next_sequence + 1, {counter} = {counter} + 1"
+            " WHERE id = $1 RETURNING next_sequence - 1",
+            job_id,
+        )
+        return sequence
+
+    async def record_dao_processed(
+        self,
+        *,
+        job_id: UUID,
+        job_name: str,
+        dao: DaoRef,
+        score: GvsScore,
+        duration_ms: int,
+        computed_at: datetime,
+    ) -> int:
+        """Writes ``dao``'s score row and its DaoProcessed in one transaction; returns the
+        event's sequence. Not idempotent: each call is a new event."""
+        components = {name: c.model_dump(mode="json") for name, c in score.components.items()}
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO gvs_scores (job_id, dao_id, score, components, computed_at)"
+                " VALUES ($1, $2, $3, $4::jsonb, $5)",
+                job_id,
+                dao.id,
+                score.score,
+                orjson.dumps(components).decode(),
+                computed_at,
+            )
+            sequence = await self._next_sequence(conn, job_id, "daos_processed")
+            event = DaoProcessed(
+                job_id=job_id,
+                job_name=job_name,
+                sequence=sequence,
+                payload=DaoProcessedPayload(
+                    dao_id=dao.id, dao_name=dao.name, score=score.score, duration_ms=duration_ms
+                ),
+            )
+            await self._emit(conn, event)
+        self._on_commit()
+        return sequence
+
+    async def record_dao_failed(
+        self, *, job_id: UUID, job_name: str, dao: DaoRef, error: str, attempts: int
+    ) -> int:
+        """Writes ``dao``'s DaoFailed (error truncated to the contract's limit) in one
+        transaction with the job's failed count; returns its sequence."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            sequence = await self._next_sequence(conn, job_id, "daos_failed")
+            event = DaoFailed(
+                job_id=job_id,
+                job_name=job_name,
+                sequence=sequence,
+                payload=DaoFailedPayload(
+                    dao_id=dao.id,
+                    dao_name=dao.name,
+                    error=truncate_error(error),
+                    attempts=attempts,
+                ),
+            )
+            await self._emit(conn, event)
+        self._on_commit()
+        return sequence
+
+    async def finish_job(
+        self,
+        *,
+        job_id: UUID,
+        job_name: str,
+        payload: JobFinishedPayload,
+        finished_at: datetime,
+    ) -> int:
+        """Closes the job row and writes its JobFinished, the job's last event, in one
+        transaction; returns its sequence. Raises ``JobAlreadyFinished`` if it was closed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            sequence = await conn.fetchval(
+                "UPDATE jobs SET next_sequence = next_sequence + 1, status = $2,"
+                " finished_at = $3, cache_invalidated = $4, fatal_error = $5"
+                " WHERE id = $1 AND status = 'running' RETURNING next_sequence - 1",
+                job_id,
+                payload.status,
+                finished_at,
+                payload.cache_invalidated,
+                payload.fatal_error,
+            )
+            if sequence is None:
+                raise JobAlreadyFinished(f"job {job_id} is not running")
+            event = JobFinished(
+                job_id=job_id,
+                job_name=job_name,
+                sequence=sequence,
+                occurred_at=finished_at,
+                payload=payload,
+            )
+            await self._emit(conn, event)
+        self._on_commit()
+        return int(sequence)
+
+
+class JobAlreadyFinished(RuntimeError):
+    """A job can be finished once only."""
+
+
+def finished_payload(
+    *,
+    daos_total: int,
+    daos_processed: int,
+    failures: Sequence[Failure],
+    duration_ms: int,
+    cache_invalidated: bool,
+    fatal_error: str | None,
+) -> JobFinishedPayload:
+    """Returns JobFinished's payload under DESIGN.md's status rule: ``failed`` when a fatal
+    error stopped the run or more than half of the DAOs failed, else ``completed`` (an empty
+    DAO list completes with 0/0). Keeps the first 100 failures. Pure."""
+    failed = len(failures)
+    status: JobStatus = (
+        "failed" if fatal_error is not None or 2 * failed > daos_total else "completed"
+    )
+    return JobFinishedPayload(
+        status=status,
+        daos_total=daos_total,
+        daos_processed=daos_processed,
+        daos_failed=failed,
+        duration_ms=max(0, duration_ms),
+        cache_invalidated=cache_invalidated,
+        fatal_error=truncate_error(fatal_error) if fatal_error is not None else None,
+        failures=list(failures[:MAX_FAILURES_IN_FINISHED]),
+    )
