@@ -1,0 +1,276 @@
+"""The notifier's tables: processed events, remembered runs and delivery records.
+
+Every function takes the connection or pool it runs on; the caller owns the transaction. A
+delivery record is keyed by ``(job_id, channel, kind)`` and goes pending → sent, failed or
+skipped exactly once: :func:`finish` only moves a pending record, and writes the
+NotificationSent or NotificationFailed event into the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, cast
+from uuid import UUID
+
+import asyncpg
+
+from chassis.database import Connection
+from chassis.outbox import enqueue
+from contracts.codec import encode_event
+from contracts.events import (
+    Channel,
+    JobFinished,
+    NotificationFailed,
+    NotificationFailedPayload,
+    NotificationKind,
+    NotificationSent,
+    NotificationSentPayload,
+    routing_key,
+    truncate_error,
+)
+from notifier.decisions import Alert, Notification, OutcomeEvent, PreviousRun
+
+FinalState = Literal["sent", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery record as the dispatcher needs it."""
+
+    job_id: UUID
+    channel: Channel
+    kind: NotificationKind
+    job_name: str
+    alert: Alert
+    attempts: int
+    last_error: str | None
+
+    @property
+    def key(self) -> str:
+        """``{job_id}/{channel}/{kind}``: the record's primary key as one string."""
+        return f"{self.job_id}/{self.channel}/{self.kind}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """``{job_id}/{kind}``: the same for every attempt, before and after a restart."""
+        return f"{self.job_id}/{self.kind}"
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(
+        job_id=row["job_id"],
+        channel=cast(Channel, row["channel"]),
+        kind=cast(NotificationKind, row["kind"]),
+        job_name=row["job_name"],
+        alert=Alert.model_validate_json(row["alert"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
+
+
+async def mark_processed(conn: Connection, event: OutcomeEvent) -> bool:
+    """Record ``event`` as processed; return False if it already was (a redelivery)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO processed_events (event_id, event_type, job_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+        event.event_id,
+        event.event_type,
+        event.job_id,
+    )
+    return bool(inserted)
+
+
+async def previous_run(conn: Connection, event: JobFinished) -> PreviousRun | None:
+    """Return the last JobFinished of the same job name before ``event``, of another job.
+
+    The same answer for a redelivery, whatever arrived since: a later run is not "previous".
+    """
+    row = await conn.fetchrow(
+        "SELECT status, daos_total, finished_at FROM runs"
+        " WHERE job_name = $1 AND job_id <> $2 AND finished_at < $3"
+        " ORDER BY finished_at DESC LIMIT 1",
+        event.job_name,
+        event.job_id,
+        event.occurred_at,
+    )
+    if row is None:
+        return None
+    return PreviousRun(row["status"], row["daos_total"], row["finished_at"])
+
+
+async def remember_run(conn: Connection, event: JobFinished) -> None:
+    """Keep what a later run's decisions need of this one; idempotent (first one wins)."""
+    await conn.execute(
+        "INSERT INTO runs (job_id, job_name, status, daos_total, finished_at, event_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id) DO NOTHING",
+        event.job_id,
+        event.job_name,
+        event.payload.status,
+        event.payload.daos_total,
+        event.occurred_at,
+        event.event_id,
+    )
+
+
+async def has_deliveries(conn: Connection, job_id: UUID, event_type: str) -> bool:
+    """True when this job already has records from an event of this type.
+
+    A second JobFinished for one job (another event id, say a republished one) could decide
+    another kind against a newer previous run; it must not mail the admin a second time.
+    """
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND event_type = $2)",
+            job_id,
+            event_type,
+        )
+    )
+
+
+async def create_deliveries(
+    conn: Connection, event: OutcomeEvent, plan: list[tuple[Notification, Alert]]
+) -> int:
+    """Insert a pending record per planned notification; return how many were new."""
+    created = 0
+    for notification, alert in plan:
+        inserted = await conn.fetchval(
+            "INSERT INTO deliveries (job_id, channel, kind, job_name, event_id, event_type, alert)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (job_id, channel, kind) DO NOTHING RETURNING true",
+            event.job_id,
+            notification.channel,
+            notification.kind,
+            event.job_name,
+            event.event_id,
+            event.event_type,
+            alert.model_dump_json(),
+        )
+        created += bool(inserted)
+    return created
+
+
+async def claim_due(
+    pool: asyncpg.Pool, lease: timedelta, limit: int, exclude: list[str]
+) -> list[Delivery]:
+    """Lease up to ``limit`` pending records that are due and that no one holds; return them.
+
+    ``exclude`` lists the :attr:`Delivery.key` of records this process is already sending.
+    """
+    rows = await pool.fetch(
+        "UPDATE deliveries d SET claimed_until = now() + $1::interval, updated_at = now()"
+        " FROM (SELECT job_id, channel, kind FROM deliveries"
+        "       WHERE state = 'pending' AND next_attempt_at <= now()"
+        "         AND (claimed_until IS NULL OR claimed_until < now())"
+        "         AND NOT (job_id::text || '/' || channel || '/' || kind = ANY($3::text[]))"
+        "       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) due"
+        " WHERE (d.job_id, d.channel, d.kind) = (due.job_id, due.channel, due.kind)"
+        " RETURNING d.*",
+        lease,
+        limit,
+        exclude,
+    )
+    return [_delivery(r) for r in rows]
+
+
+async def start_attempt(pool: asyncpg.Pool, delivery: Delivery, lease: timedelta) -> int:
+    """Count one more attempt and renew the lease before sending; return the attempt number.
+
+    Counting before sending bounds the attempts even when the process dies mid-request.
+    """
+    return int(
+        await pool.fetchval(
+            "UPDATE deliveries SET attempts = attempts + 1, claimed_until = now() + $4::interval,"
+            " updated_at = now() WHERE job_id = $1 AND channel = $2 AND kind = $3"
+            " RETURNING attempts",
+            delivery.job_id,
+            delivery.channel,
+            delivery.kind,
+            lease,
+        )
+    )
+
+
+async def schedule_retry(
+    pool: asyncpg.Pool, delivery: Delivery, error: str, delay: timedelta, lease: timedelta
+) -> None:
+    """Keep the attempt's error and when the next one is due; the lease covers the wait."""
+    await pool.execute(
+        "UPDATE deliveries SET last_error = $4, next_attempt_at = now() + $5::interval,"
+        " claimed_until = now() + $5::interval + $6::interval, updated_at = now()"
+        " WHERE job_id = $1 AND channel = $2 AND kind = $3",
+        delivery.job_id,
+        delivery.channel,
+        delivery.kind,
+        error,
+        delay,
+        lease,
+    )
+
+
+async def finish(
+    pool: asyncpg.Pool,
+    delivery: Delivery,
+    state: FinalState,
+    *,
+    exchange: str,
+    attempts: int,
+    error: str | None = None,
+    provider_id: str | None = None,
+) -> bool:
+    """Move a pending record to its final state and enqueue the event saying so.
+
+    Returns False (and writes nothing) if the record was no longer pending. ``sent``
+    publishes NotificationSent; ``failed`` and ``skipped`` publish NotificationFailed.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        updated = await conn.fetchval(
+            "UPDATE deliveries SET state = $4, attempts = $5, last_error = $6, provider_id = $7,"
+            " claimed_until = NULL, finished_at = now(), updated_at = now()"
+            " WHERE job_id = $1 AND channel = $2 AND kind = $3 AND state = 'pending'"
+            " RETURNING true",
+            delivery.job_id,
+            delivery.channel,
+            delivery.kind,
+            state,
+            attempts,
+            error,
+            provider_id,
+        )
+        if not updated:
+            return False
+        event: NotificationSent | NotificationFailed
+        if state == "sent":
+            event = NotificationSent(
+                job_id=delivery.job_id,
+                job_name=delivery.job_name,
+                payload=NotificationSentPayload(
+                    channel=delivery.channel,
+                    kind=delivery.kind,
+                    attempts=attempts,
+                    provider_id=provider_id,
+                ),
+            )
+        else:
+            event = NotificationFailed(
+                job_id=delivery.job_id,
+                job_name=delivery.job_name,
+                payload=NotificationFailedPayload(
+                    channel=delivery.channel,
+                    kind=delivery.kind,
+                    attempts=attempts,
+                    error=truncate_error(error or state),
+                ),
+            )
+        await enqueue(conn, exchange, routing_key(event), encode_event(event))
+    return True
+
+
+async def release(pool: asyncpg.Pool, keys: list[str]) -> None:
+    """Drop this process's leases on ``keys`` (at shutdown) so a restart resumes them at once."""
+    if keys:
+        await pool.execute(
+            "UPDATE deliveries SET claimed_until = NULL WHERE state = 'pending'"
+            " AND job_id::text || '/' || channel || '/' || kind = ANY($1::text[])",
+            keys,
+        )
