@@ -1,0 +1,222 @@
+"""The fold of a job's events into its ``job_logs`` row: one method per event type.
+
+Order-independent by construction: counts are sums, times are minima or maxima, the values
+JobStarted and JobFinished carry are taken from those events whenever they arrive, and the
+derived columns (status, completed_at, daos_total…) are computed from what has been seen, not
+from what came last. Folding the same events in any order gives the same :class:`JobRow`.
+
+Decisions (DESIGN.md leaves them to the ledger):
+
+- ``daos_processed`` / ``daos_failed`` count the DaoProcessed / DaoFailed events present, not
+  JobFinished's totals: that is order-independent, and once the job is complete
+  (``events_received == expected_events``) the two agree. ``daos_total`` is JobFinished's once it
+  has arrived, else JobStarted's, else 0.
+- ``errors`` lists the DaoFailed events in sequence order (null when there are none).
+- ``started_at`` is JobStarted's ``occurred_at``; before JobStarted arrived, the earliest
+  ``occurred_at`` seen (``has_started`` false).
+- ``events_received``, ``last_event_at`` and ``last_sequence`` count only the job's own
+  sequenced events (JobStarted … JobFinished), so completeness is
+  ``events_received == expected_events == JobFinished.sequence + 1``.
+- ``completed_at`` is JobFinished's ``occurred_at``, else the earliest JobAbandoned's.
+- JobMissed and the Notification events make no ``job_logs`` row (no run happened / they
+  describe alerts, kept in ``job_notifications``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts.events import (
+    DaoFailed,
+    DaoProcessed,
+    Envelope,
+    JobAbandoned,
+    JobFinished,
+    JobStarted,
+)
+
+JOB_LOG_EVENT_TYPES = frozenset(
+    {"JobStarted", "DaoProcessed", "DaoFailed", "JobFinished", "JobAbandoned"}
+)
+"""The event types that make or change a ``job_logs`` row."""
+
+# Every projected column, in table order; created_at/updated_at are bookkeeping, not folded.
+COLUMNS = (
+    "id",
+    "job_name",
+    "started_at",
+    "completed_at",
+    "status",
+    "daos_processed",
+    "daos_total",
+    "errors",
+    "duration_ms",
+    "cache_invalidated",
+    "trigger",
+    "daos_failed",
+    "fatal_error",
+    "last_event_at",
+    "last_sequence",
+    "events_received",
+    "expected_events",
+    "has_started",
+    "abandoned_at",
+)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One ``job_logs`` row as the fold makes it (``errors`` decoded from jsonb)."""
+
+    id: UUID
+    job_name: str
+    started_at: datetime
+    completed_at: datetime | None
+    status: str
+    daos_processed: int
+    daos_total: int
+    errors: list[dict[str, str]] | None
+    duration_ms: int | None
+    cache_invalidated: bool
+    trigger: str | None
+    daos_failed: int
+    fatal_error: str | None
+    last_event_at: datetime | None
+    last_sequence: int | None
+    events_received: int
+    expected_events: int | None
+    has_started: bool
+    abandoned_at: datetime | None
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, c) for c in COLUMNS)
+
+    def differences(self, other: JobRow) -> dict[str, tuple[Any, Any]]:
+        """``{column: (self's value, other's value)}`` for every column that differs."""
+        return {
+            c: (getattr(self, c), getattr(other, c))
+            for c in COLUMNS
+            if getattr(self, c) != getattr(other, c)
+        }
+
+
+@dataclass
+class JobFold:
+    """Accumulates a job's events in any order; :meth:`row` gives the resulting row.
+
+    Assumes each event is applied once (the event store deduplicates before folding).
+    """
+
+    job_id: UUID
+    job_name: str = ""
+    earliest_at: datetime | None = None
+    started: JobStarted | None = None
+    finished: JobFinished | None = None
+    abandoned_at: datetime | None = None
+    daos_processed: int = 0
+    daos_failed: int = 0
+    failures: dict[int, dict[str, str]] = field(default_factory=dict)
+    events_received: int = 0
+    last_event_at: datetime | None = None
+    last_sequence: int | None = None
+
+    def apply(self, event: Envelope) -> None:
+        """Fold ``event``; events of other types than :data:`JOB_LOG_EVENT_TYPES` are ignored."""
+        if type(event).__name__ not in JOB_LOG_EVENT_TYPES:
+            return
+        if event.job_id != self.job_id:
+            raise ValueError(f"event {event.event_id} belongs to job {event.job_id}")
+        self.job_name = self.job_name or event.job_name
+        if self.earliest_at is None or event.occurred_at < self.earliest_at:
+            self.earliest_at = event.occurred_at
+        if event.sequence is not None:
+            self.events_received += 1
+            self.last_event_at = _latest(self.last_event_at, event.occurred_at)
+            self.last_sequence = max(self.last_sequence or 0, event.sequence)
+        if isinstance(event, JobStarted):
+            self.on_job_started(event)
+        elif isinstance(event, DaoProcessed):
+            self.on_dao_processed(event)
+        elif isinstance(event, DaoFailed):
+            self.on_dao_failed(event)
+        elif isinstance(event, JobFinished):
+            self.on_job_finished(event)
+        elif isinstance(event, JobAbandoned):
+            self.on_job_abandoned(event)
+
+    def on_job_started(self, event: JobStarted) -> None:
+        self.started = event
+
+    def on_dao_processed(self, event: DaoProcessed) -> None:
+        self.daos_processed += 1
+
+    def on_dao_failed(self, event: DaoFailed) -> None:
+        self.daos_failed += 1
+        self.failures[event.sequence] = {
+            "daoId": event.payload.dao_id,
+            "daoName": event.payload.dao_name,
+            "error": event.payload.error,
+        }
+
+    def on_job_finished(self, event: JobFinished) -> None:
+        self.finished = event
+
+    def on_job_abandoned(self, event: JobAbandoned) -> None:
+        if self.abandoned_at is None or event.occurred_at < self.abandoned_at:
+            self.abandoned_at = event.occurred_at
+
+    def row(self) -> JobRow:
+        """The row for what has been folded; raises ``ValueError`` if nothing was."""
+        if self.earliest_at is None:
+            raise ValueError(f"no job_logs event folded for job {self.job_id}")
+        started, finished = self.started, self.finished
+        if finished is not None:
+            status: str = finished.payload.status
+            completed_at: datetime | None = finished.occurred_at
+        else:
+            status = "failed" if self.abandoned_at is not None else "running"
+            completed_at = self.abandoned_at
+        if finished is not None:
+            daos_total = finished.payload.daos_total
+        elif started is not None:
+            daos_total = started.payload.daos_total
+        else:
+            daos_total = 0
+        return JobRow(
+            id=self.job_id,
+            job_name=self.job_name,
+            started_at=started.occurred_at if started is not None else self.earliest_at,
+            completed_at=completed_at,
+            status=status,
+            daos_processed=self.daos_processed,
+            daos_total=daos_total,
+            errors=[self.failures[s] for s in sorted(self.failures)] or None,
+            duration_ms=finished.payload.duration_ms if finished else None,
+            cache_invalidated=finished.payload.cache_invalidated if finished else False,
+            trigger=started.payload.trigger if started else None,
+            daos_failed=self.daos_failed,
+            fatal_error=finished.payload.fatal_error if finished else None,
+            last_event_at=self.last_event_at,
+            last_sequence=self.last_sequence,
+            events_received=self.events_received,
+            expected_events=finished.sequence + 1 if finished else None,
+            has_started=started is not None,
+            abandoned_at=self.abandoned_at,
+        )
+
+
+def fold_jobs(events: Iterable[Envelope]) -> dict[UUID, JobRow]:
+    """The row of every job the ``events`` touch (each event folded once, in any order)."""
+    folds: dict[UUID, JobFold] = {}
+    for event in events:
+        if type(event).__name__ in JOB_LOG_EVENT_TYPES:
+            folds.setdefault(event.job_id, JobFold(event.job_id)).apply(event)
+    return {job_id: fold.row() for job_id, fold in folds.items()}
+
+
+def _latest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current
