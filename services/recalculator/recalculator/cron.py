@@ -60,11 +60,11 @@ async def run_schedule(
     fire: Callable[[datetime], Awaitable[None]],
     stop: asyncio.Event,
     clock: Clock | None = None,
+    max_nap_s: float = _MAX_NAP_S,
 ) -> None:
-    """Awaits ``fire(slot)`` at each slot after the start until ``stop`` is set.
-
-    A slot fires once; ``fire``'s errors propagate (the caller decides about retries).
-    """
+    """Awaits ``fire(slot)`` at each slot after the start until ``stop`` is set, sleeping at
+    most ``max_nap_s`` at once. A slot fires once; ``fire``'s errors propagate (the caller
+    decides about retries)."""
     clock = clock or SystemClock()
     last = clock.now()
     log.info("cron schedule %r (UTC): next slot %s", schedule, next_slot(schedule, last))
@@ -72,7 +72,7 @@ async def run_schedule(
         due = next_slot(schedule, last)
         now = clock.now()
         if now < due:
-            if await clock.wait(min((due - now).total_seconds(), _MAX_NAP_S), stop):
+            if await clock.wait(min((due - now).total_seconds(), max_nap_s), stop):
                 return
             continue
         slot = latest_slot(schedule, now)

@@ -16,7 +16,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from recalculator.daos import DaoRef
@@ -64,7 +65,10 @@ async def fetch_with_retries(
     attempts = 0
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.retries + 1),
-        wait=wait_exponential_jitter(initial=policy.backoff_s, max=max(policy.backoff_s, 30)),
+        # Exponential from backoff_s, plus up to backoff_s of jitter so that DAOs failing
+        # together (a hub outage) do not retry in lockstep.
+        wait=wait_exponential(multiplier=policy.backoff_s, max=max(policy.backoff_s, 30))
+        + wait_random(0, policy.backoff_s),
         retry=retry_if_exception_type(TransientSourceError),
         reraise=True,
     )

@@ -121,14 +121,15 @@ def _csv_rows(text: str) -> list[tuple[int, Any]]:
 
 
 def parse_import(path: Path, text: str) -> list[DaoRecord]:
-    """Returns the records of an import file's ``text`` (JSON when it starts with ``[``,
-    else CSV with a header line).
+    """Returns the records of an import file's ``text`` (JSON when it starts with ``[`` or
+    ``{``, else CSV with a header line).
 
     Raises ``ImportRejected`` listing every bad row by line: invalid values, unknown columns,
     a DAO id given twice, or a file that is not a JSON list or a CSV table. Pure.
     """
     try:
-        raw = _json_rows(text) if text.lstrip().startswith("[") else _csv_rows(text)
+        is_json = text.lstrip().startswith(("[", "{"))
+        raw = _json_rows(text) if is_json else _csv_rows(text)
     except ValueError as exc:
         where, _, message = str(exc).partition(": ")
         number = int(where.removeprefix("line ")) if where.startswith("line ") else 1
