@@ -3,7 +3,7 @@
 :class:`FakeProvider` is the shared part (also used by the fake Slack webhook): a real
 aiohttp.web server on 127.0.0.1, port 0, that keeps each request's method, path, headers and
 JSON body, and answers from a script of :class:`Reply` values (one per request, in order),
-then with its default. A ``hang`` reply never answers until the server closes.
+then with its default. A ``hang`` reply never answers until the server closes; a ``drop`` cuts the connection.
 
 :class:`FakeResend` serves ``POST /emails`` like https://resend.com/docs/api-reference/emails:
 ``{"id": …}`` on success, ``{"statusCode", "message", "name"}`` on error, and the first
@@ -25,13 +25,15 @@ from tests.support.broker import eventually
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: a status with a JSON or text body and headers, or a hang."""
+    """One scripted answer: a status with a JSON or text body and headers, a hang (no answer
+    until the server closes) or a drop (the connection is cut without an answer)."""
 
     status: int = 200
     json: Any = None
     text: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class FakeProvider:
             if reply.hang:
                 await self._released.wait()
                 raise web.HTTPServiceUnavailable()
+            if reply.drop:
+                assert request.transport is not None
+                request.transport.abort()
+                return web.Response(status=500)
             if reply.text is not None:
                 return web.Response(status=reply.status, text=reply.text, headers=reply.headers)
             return web.json_response(reply.json, status=reply.status, headers=reply.headers)

@@ -1,0 +1,251 @@
+"""Consuming: exactly one alert per outcome, dead letters with a reason, nothing configured.
+
+Real RabbitMQ and Postgres, fake providers. Duplicates are delivered for real (the same
+message published three times), bad messages are really published, and each test checks
+what the providers received and what the tables and queues hold afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from chassis.deadletter import REASON_HEADER
+from contracts import (
+    JobFinished,
+    JobFinishedPayload,
+    JobMissed,
+    JobMissedPayload,
+    NotificationFailed,
+    NotificationSent,
+    NotificationSentPayload,
+    Topology,
+    encode_event,
+    event_body,
+    parse_event,
+)
+from contracts.events import utc_now
+from tests.support.broker import collect, eventually, tap_queue
+from tests.support.fake_resend import FakeResend
+from tests.support.fake_slack import FakeSlack
+from tests.support.notifier_harness import (
+    notifier_settings,
+    publish,
+    publish_raw,
+    running_notifier,
+    settled,
+)
+
+JOB_NAME = "weekly-gvs-recalculation"
+
+
+def failed_run(job_id: uuid.UUID | None = None) -> JobFinished:
+    return JobFinished(
+        job_id=job_id or uuid.uuid4(),
+        job_name=JOB_NAME,
+        sequence=11,
+        payload=JobFinishedPayload(
+            status="failed",
+            daos_total=10,
+            daos_processed=2,
+            daos_failed=8,
+            duration_ms=5000,
+            cache_invalidated=False,
+        ),
+    )
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[tuple[FakeResend, FakeSlack]]:
+    async with FakeResend() as resend, FakeSlack() as slack:
+        yield resend, slack
+
+
+async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_one_slack(
+    providers: tuple[FakeResend, FakeSlack],
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+) -> None:
+    resend, slack = providers
+    settings = notifier_settings(
+        database_url,
+        amqp_url,
+        schema,
+        topology,
+        resend_api_key=resend.api_key,
+        resend_api_url=resend.url,
+        slack_webhook_url=slack.webhook_url,
+    )
+    event = failed_run()
+    # The same job finishing again under another event id (a republish) is no new outcome.
+    republished = event.model_copy(update={"event_id": uuid.uuid4()})
+    async with running_notifier(settings):
+        channel = await amqp.channel()
+        for _ in range(3):
+            await publish(channel, topology, event)
+        await publish(channel, topology, republished)
+        records = await settled(database_url, schema, 2)
+        conn = await asyncpg.connect(database_url)
+        try:
+            # All four messages consumed (none waiting, none unacked) before counting.
+            await eventually(
+                lambda: conn.fetchval(f'SELECT count(*) FROM "{schema}".processed_events'),
+                lambda n: n == 2,
+            )
+        finally:
+            await conn.close()
+        queue = await channel.declare_queue(topology.notifier_queue, passive=True)
+        assert queue.declaration_result.message_count == 0
+
+    assert len(resend.requests) == 1 and len(slack.requests) == 1
+    assert resend.requests[0].header("Idempotency-Key") == f"{event.job_id}/failure"
+    assert sorted((r["channel"], r["kind"], r["state"]) for r in records) == [
+        ("email", "failure", "sent"),
+        ("slack", "failure", "sent"),
+    ]
+
+
+async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes_on(
+    providers: tuple[FakeResend, FakeSlack],
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+) -> None:
+    resend, _ = providers
+    settings = notifier_settings(
+        database_url,
+        amqp_url,
+        schema,
+        topology,
+        resend_api_key=resend.api_key,
+        resend_api_url=resend.url,
+    )
+    good = failed_run()
+    future_version = orjson.loads(event_body(failed_run()))
+    future_version["schema_version"] = 2
+    stray = NotificationSent(
+        job_id=uuid.uuid4(),
+        job_name=JOB_NAME,
+        payload=NotificationSentPayload(channel="email", kind="success", attempts=1),
+    )
+    async with running_notifier(settings):
+        channel = await amqp.channel()
+        await publish_raw(channel, topology, b"{not json", f"{JOB_NAME}.job.finished")
+        await publish_raw(
+            channel, topology, orjson.dumps(future_version), f"{JOB_NAME}.job.finished"
+        )
+        # A valid event under a routing key it does not belong to.
+        exchange = await channel.get_exchange(topology.exchange)
+        await exchange.publish(encode_event(stray), f"{JOB_NAME}.job.missed", mandatory=True)
+        await publish(channel, topology, good)
+        records = await settled(database_url, schema, 2)
+        dead = await collect(await channel.get_queue(topology.notifier.dead_letter_queue), 3)
+
+    # Messages are handled concurrently (prefetch), so the dead letters may come in any order.
+    reasons = {m.body: str(m.headers[REASON_HEADER]) for m in dead}
+    assert reasons[b"{not json"].startswith("invalid JSON")
+    assert reasons[orjson.dumps(future_version)] == (
+        "unknown schema_version 2; this consumer knows 1"
+    )
+    assert reasons[event_body(stray)] == (
+        "the notifier does not handle NotificationSent (bound by mistake?)"
+    )
+    assert [(r["job_id"], r["channel"]) for r in records if r["state"] == "sent"] == [
+        (good.job_id, "email")
+    ]
+
+
+async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_goes_on(
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = notifier_settings(database_url, amqp_url, schema, topology)
+    tap_channel = await amqp.channel()
+    await tap_channel.declare_exchange(topology.exchange, "topic", durable=True)
+    tap = await tap_queue(tap_channel, topology.exchange, "#.notification.*")
+    first = failed_run()
+    later = JobMissed(
+        job_id=uuid.uuid4(),
+        job_name=JOB_NAME,
+        payload=JobMissedPayload(scheduled_for=utc_now(), grace_s=3600),
+    )
+    with caplog.at_level("INFO"):
+        async with running_notifier(settings) as notifier:
+            channel = await amqp.channel()
+            await publish(channel, topology, first)
+            await settled(database_url, schema, 2)
+            await publish(channel, topology, later)
+            records = await settled(database_url, schema, 4)
+            assert notifier.consumer.attached
+            events = [parse_event(m.body) for m in await collect(tap, 4)]
+
+    assert {(r["job_id"], r["channel"], r["state"], r["attempts"]) for r in records} == {
+        (first.job_id, "email", "skipped", 0),
+        (first.job_id, "slack", "skipped", 0),
+        (later.job_id, "email", "skipped", 0),
+        (later.job_id, "slack", "skipped", 0),
+    }
+    email = next(r for r in records if r["channel"] == "email")
+    assert email["last_error"] == "skipped: RESEND_API_KEY is not set"
+    # The admin still learns that no alert went out: a NotificationFailed per record.
+    failed = [e for e in events if isinstance(e, NotificationFailed)]
+    assert len(failed) == 4
+    assert {e.payload.error for e in failed} == {
+        "skipped: RESEND_API_KEY is not set",
+        "skipped: SLACK_WEBHOOK_URL is not set",
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("RESEND_API_KEY is not set" in w for w in warnings) == 1
+    assert sum("SLACK_WEBHOOK_URL is not set" in w for w in warnings) == 1
+
+
+async def test_health_readiness_and_metrics_describe_the_running_notifier(
+    providers: tuple[FakeResend, FakeSlack],
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+) -> None:
+    resend, slack = providers
+    settings = notifier_settings(
+        database_url,
+        amqp_url,
+        schema,
+        topology,
+        resend_api_key=resend.api_key,
+        resend_api_url=resend.url,
+        slack_webhook_url=slack.webhook_url,
+    )
+    async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
+        await publish(await amqp.channel(), topology, failed_run())
+        await settled(database_url, schema, 2)
+        base = f"http://127.0.0.1:{notifier.port}"
+        async with http.get(f"{base}/readyz") as response:
+            ready = (response.status, await response.json())
+        async with http.get(f"{base}/metrics") as response:
+            metrics = await response.text()
+
+    assert ready == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "broker": "ok", "consumer": "ok"}},
+    )
+    assert 'notifier_notifications_total{channel="email",kind="failure",state="sent"}' in metrics
+    assert 'notifier_notifications_total{channel="slack",kind="failure",state="sent"}' in metrics
+    assert 'notifier_provider_latency_seconds_count{channel="email",outcome="ok"}' in metrics
+    assert "notifier_retries_total" in metrics
