@@ -1,0 +1,211 @@
+"""The notifier as its operators run it: ``python -m notifier`` in a subprocess.
+
+A SIGKILL right after the provider took the request (and before its answer could be
+recorded) must not lose the alert nor mail it twice: the restarted process resends with the
+same Idempotency-Key. SIGTERM drains and exits 0. Bad configuration and unreachable services
+end with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+
+from contracts import JobFinished, JobFinishedPayload, Topology
+from tests.support.broker import eventually
+from tests.support.fake_resend import FakeResend, Reply
+from tests.support.notifier_harness import deliveries, publish
+
+# Settings a developer's shell may hold; the subprocess gets exactly the test's.
+_SETTING_VARS = {
+    "RESEND_API_KEY",
+    "RESEND_API_URL",
+    "SLACK_WEBHOOK_URL",
+    "EMAIL_TRANSPORT",
+    "CACHE_REVALIDATE_URL",
+    "NOTIFIER_SCHEMA",
+    "EVENTS_EXCHANGE",
+}
+
+
+def notifier_env(
+    database_url: str, amqp_url: str, schema: str, topology: Topology, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SETTING_VARS}
+    env.update(
+        DATABASE_URL=database_url,
+        AMQP_URL=amqp_url,
+        NOTIFIER_SCHEMA=schema,
+        EVENTS_EXCHANGE=topology.exchange,
+        LEDGER_QUEUE=topology.ledger_queue,
+        NOTIFIER_QUEUE=topology.notifier_queue,
+        COMMANDS_QUEUE=topology.commands_queue,
+        LOG_FORMAT="json",
+        NOTIFY_TIMEOUT="1s",
+        NOTIFY_BACKOFF_MAX="50ms",
+        NOTIFY_RESUME_INTERVAL="250ms",
+        CONNECT_TIMEOUT="3s",
+    )
+    env.update(extra)
+    return env
+
+
+async def start(env: dict[str, str], log: Path, *args: str) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notifier", *args, env=env, stdout=sink, stderr=sink
+        )
+
+
+async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifier",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def consuming(amqp: AbstractRobustConnection, queue: str) -> None:
+    """Wait until a consumer is attached to ``queue`` (the subprocess is ready)."""
+
+    async def consumers() -> int:
+        channel = await amqp.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.consumer_count or 0)
+        except Exception:
+            return 0
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    await eventually(consumers, lambda n: n >= 1, timeout_s=30, interval_s=0.1)
+
+
+def completed_run() -> JobFinished:
+    return JobFinished(
+        job_id=uuid.uuid4(),
+        job_name="weekly-gvs-recalculation",
+        sequence=4,
+        payload=JobFinishedPayload(
+            status="completed",
+            daos_total=3,
+            daos_processed=3,
+            daos_failed=0,
+            duration_ms=4100,
+            cache_invalidated=True,
+        ),
+    )
+
+
+async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same_key(
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "notifier.log"
+    async with FakeResend() as resend:
+        env = notifier_env(
+            database_url,
+            amqp_url,
+            schema,
+            topology,
+            RESEND_API_KEY=resend.api_key,
+            RESEND_API_URL=resend.url,
+        )
+        # Resend takes the request and its answer never comes back: outcome unknown.
+        resend.script(Reply(hang=True))
+        first = await start(env, log, "serve", "--port", "0")
+        try:
+            await consuming(amqp, topology.notifier_queue)
+            event = completed_run()
+            await publish(await amqp.channel(), topology, event)
+            await resend.wait_for_requests(1)
+        finally:
+            first.kill()
+            await first.wait()
+        [record] = await deliveries(database_url, schema)
+        assert (record["state"], record["attempts"]) == ("pending", 1)
+
+        second = await start(env, log, "serve", "--port", "0")
+        try:
+            # The dead process's lease (timeout + 5s) runs out, then the record resumes.
+            await resend.wait_for_requests(2, timeout_s=30)
+            [record] = await eventually(
+                lambda: deliveries(database_url, schema),
+                lambda rows: rows[0]["state"] != "pending",
+            )
+        finally:
+            second.terminate()
+            code = await asyncio.wait_for(second.wait(), 20)
+
+    assert (record["state"], record["attempts"], record["provider_id"]) == ("sent", 2, "email-1")
+    before, after = resend.requests
+    key = f"{event.job_id}/success"
+    assert before.header("Idempotency-Key") == after.header("Idempotency-Key") == key
+    assert before.json == after.json  # rendered again from the stored alert: the same email
+    assert code == 0, log.read_text()[-2000:]
+
+
+async def test_migrate_creates_the_tables_and_says_so(
+    database_url: str, amqp_url: str, schema: str, topology: Topology
+) -> None:
+    env = notifier_env(database_url, amqp_url, schema, topology)
+    code, out, err = await run(env, "migrate")
+    assert (code, out.strip()) == (0, f"applied 2 migration(s) to schema {schema}"), err
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    finally:
+        await conn.close()
+    assert {r["table_name"] for r in tables} >= {
+        "outbox",
+        "deliveries",
+        "runs",
+        "processed_events",
+    }
+    again = await run(env, "migrate")
+    assert again[:2] == (0, f"applied 0 migration(s) to schema {schema}\n")
+
+
+async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_2(
+    database_url: str, amqp_url: str, schema: str, topology: Topology
+) -> None:
+    env = notifier_env(database_url, amqp_url, schema, topology)
+    cases = {
+        "settings": ({**env, "NOTIFY_TIMEOUT": "soon", "EMAIL_TRANSPORT": "pigeon"}, "serve"),
+        "postgres": ({**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test"}, "serve"),
+        "rabbitmq": ({**env, "AMQP_URL": "amqp://guest:secret@127.0.0.1:1/"}, "serve"),
+    }
+    results = {name: await run(e, command) for name, (e, command) in cases.items()}
+
+    for name, (code, _, err) in results.items():
+        assert code == 2, (name, err)
+        lines = [line for line in err.splitlines() if line.startswith("notifier: ")]
+        assert len(lines) == 1 and "Traceback" not in err, (name, err)
+    settings_err = results["settings"][2]
+    assert "NOTIFY_TIMEOUT" in settings_err and "EMAIL_TRANSPORT" in settings_err
+    assert (
+        "cannot connect to Postgres at postgresql://postgres@127.0.0.1:1/test"
+        in (results["postgres"][2])
+    )
+    assert "cannot connect to RabbitMQ" in results["rabbitmq"][2]
+    assert "secret" not in results["rabbitmq"][2]
