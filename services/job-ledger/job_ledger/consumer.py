@@ -1,0 +1,331 @@
+"""The ledger's consumer: messages in batches, one transaction per batch, ack after commit.
+
+A batch is up to ``batch_size`` messages, or what arrived within ``batch_wait`` after its first.
+Invalid messages are dead-lettered at once with the reason; the rest are stored and folded in
+one transaction (:func:`job_ledger.recording.record_events`) and acked only after it committed.
+While Postgres is unreachable the batch stays unacked and is retried with backoff, so the
+consumer resumes by itself. A (job_id, sequence) taken by another event is a contract
+violation: that message is dead-lettered, the others go on. A batch the database rejects for
+its content (not its availability) is retried one message at a time and the rejected message
+dead-lettered, so one bad value cannot stall the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from chassis.broker import publisher_channel
+from chassis.deadletter import dead_letter
+from contracts.codec import ContractError, parse_event
+from contracts.events import Event, utc_now
+from contracts.topology import QueueSpec
+from job_ledger import metrics
+from job_ledger.event_store import StoreResult
+from job_ledger.recording import record_events
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+)
+"""Errors that say the database is away or busy, not that a message is bad: retry the batch."""
+
+_LOGGED_TYPES = frozenset({"JobStarted", "JobFinished", "JobAbandoned", "JobMissed"})
+
+
+class EventConsumer:
+    """Consumes the ledger queue until :meth:`stop`; see the module docstring.
+
+    ``start`` opens the channels and attaches the consumer; ``run`` folds batches until stopped
+    and returns after the messages already received are handled (acked or dead-lettered).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        connection: AbstractRobustConnection,
+        queue: QueueSpec,
+        *,
+        batch_size: int = 500,
+        batch_wait: timedelta = timedelta(milliseconds=50),
+        max_backoff_s: float = 10.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._spec = queue
+        self._batch_size = batch_size
+        self._batch_wait_s = batch_wait.total_seconds()
+        self._max_backoff_s = max_backoff_s
+        self._clock = clock
+        # A little above the batch size: a full batch can form while the previous one commits.
+        self.prefetch = batch_size + max(10, batch_size // 5)
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._channel: AbstractChannel | None = None
+        self._dead_channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Open the consuming and dead-letter channels and attach the consumer."""
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        self._dead_channel = await publisher_channel(self._connection)
+        self._queue = await self._channel.declare_queue(
+            self._spec.name, durable=True, arguments=self._spec.arguments()
+        )
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        log.info(
+            "consuming %s (batches of up to %d, prefetch %d)",
+            self._spec.name,
+            self._batch_size,
+            self.prefetch,
+            extra={"queue": self._spec.name},
+        )
+
+    @property
+    def channel(self) -> AbstractChannel | None:
+        """The consuming channel (None before :meth:`start`)."""
+        return self._channel
+
+    @property
+    def consumer_tag(self) -> str | None:
+        return self._consumer_tag
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait(message)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries; :meth:`run` then handles what it holds and returns."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
+                # Unacked deliveries go back to the queue when the channel closes anyway.
+                log.warning("could not cancel the consumer cleanly: %s", exc)
+        self._inbox.put_nowait(None)
+
+    async def run(self) -> None:
+        """Fold batches until :meth:`stop`; raises what is not a transient database error."""
+        done = False
+        while not done:
+            batch, done = await self._next_batch()
+            if batch:
+                await self.handle_batch(batch)
+
+    async def _next_batch(self) -> tuple[list[AbstractIncomingMessage], bool]:
+        first = await self._inbox.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._batch_wait_s
+        while len(batch) < self._batch_size:
+            try:
+                item = self._inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._inbox.get(), remaining)
+                except TimeoutError:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    async def handle_batch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+        """Dead-letter the invalid messages, store and fold the rest, then ack them."""
+        metrics.BATCH_SIZE.observe(len(batch))
+        parsed: list[tuple[AbstractIncomingMessage, Event]] = []
+        for message in batch:
+            try:
+                parsed.append((message, parse_event(message.body)))
+            except ContractError as exc:
+                await self._dead_letter(message, f"contract violation: {exc}", "invalid")
+        if not parsed:
+            return
+        with metrics.BATCH_SECONDS.time():
+            try:
+                results = [await self._store([e for _, e in parsed])]
+                groups = [parsed]
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, TRANSIENT_DATABASE_ERRORS):
+                    raise
+                log.warning("database rejected a batch (%s); storing one message at a time", exc)
+                results, groups = await self._store_one_by_one(parsed)
+        for group, result in zip(groups, results, strict=True):
+            await self._settle(group, result)
+
+    async def _store(self, events: list[Event]) -> StoreResult:
+        """Store and fold ``events`` in one transaction, retrying while Postgres is away."""
+        attempt = 0
+        while True:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    return await record_events(conn, events)
+            except TRANSIENT_DATABASE_ERRORS as exc:
+                attempt += 1
+                metrics.DATABASE_RETRIES.inc()
+                delay = min(self._max_backoff_s, 0.1 * 2 ** min(attempt, 10))
+                delay *= random.uniform(0.5, 1.0)
+                log.warning(
+                    "cannot store a batch of %d events (attempt %d, retry in %.1fs): %s",
+                    len(events),
+                    attempt,
+                    delay,
+                    f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(delay)
+
+    async def _store_one_by_one(
+        self, parsed: list[tuple[AbstractIncomingMessage, Event]]
+    ) -> tuple[list[StoreResult], list[list[tuple[AbstractIncomingMessage, Event]]]]:
+        results: list[StoreResult] = []
+        groups: list[list[tuple[AbstractIncomingMessage, Event]]] = []
+        for message, event in parsed:
+            try:
+                results.append(await self._store([event]))
+                groups.append([(message, event)])
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, TRANSIENT_DATABASE_ERRORS):
+                    raise
+                reason = f"database rejected the event: {type(exc).__name__}: {exc}"
+                await self._dead_letter(message, reason, "rejected")
+        return results, groups
+
+    async def _settle(
+        self, parsed: list[tuple[AbstractIncomingMessage, Event]], result: StoreResult
+    ) -> None:
+        by_id: dict[UUID, list[AbstractIncomingMessage]] = defaultdict(list)
+        for message, event in parsed:
+            by_id[event.event_id].append(message)
+        conflicts = {e.event_id: e for e in result.conflicts}
+        for event_id, event in conflicts.items():
+            reason = (
+                f"contract violation: sequence {event.sequence} of job {event.job_id} is"
+                f" already taken by another event (this one is {event_id})"
+            )
+            for message in by_id.pop(event_id):
+                await self._dead_letter(message, reason, "sequence_conflict")
+        for messages in by_id.values():
+            for message in messages:
+                await self._ack(message)
+        self._record_metrics(result)
+
+    def _record_metrics(self, result: StoreResult) -> None:
+        for event in result.inserted:
+            metrics.EVENTS_FOLDED.labels(event.event_type).inc()
+            if event.event_type in _LOGGED_TYPES:
+                log.info(
+                    "folded %s",
+                    event.event_type,
+                    extra={"job_id": event.job_id, "event_id": event.event_id},
+                )
+        if result.duplicates:
+            metrics.DUPLICATES.inc(len(result.duplicates))
+        if result.inserted:
+            latest = max(e.occurred_at for e in result.inserted)
+            metrics.PROJECTION_LAG.set((self._clock() - latest).total_seconds())
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+            # Committed already: the broker redelivers it and the event store ignores it.
+            log.warning("could not ack %s (will be redelivered): %s", message.message_id, exc)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, cause: str) -> None:
+        if self._dead_channel is None:
+            raise RuntimeError("EventConsumer.start() was not called")
+        try:
+            await dead_letter(self._dead_channel, message, self._spec.dead_letter_queue, reason)
+        except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
+            log.warning("could not dead-letter %s, requeued: %s", message.message_id, exc)
+            try:
+                await message.nack(requeue=True)
+            except (aio_pika.exceptions.AMQPError, RuntimeError):
+                log.warning("could not nack %s either; the broker will redeliver it", exc)
+            return
+        metrics.DEAD_LETTERED.labels(cause).inc()
+
+    async def attachment_problem(self) -> str | None:
+        """None while this process consumes the queue, else what is wrong (for ``/readyz``).
+
+        A robust connection has been seen to come back from a broker restart without its
+        consumer, so this asks both our channel and the broker.
+        """
+        if self._stopping:
+            return "stopping"
+        if self._channel is None or self._consumer_tag is None:
+            return "consumer not started"
+        if self._connection.is_closed:
+            return "broker connection closed"
+        underlay = await self._channel.get_underlay_channel()
+        if not _has_consumer(underlay, self._consumer_tag):
+            return f"consumer {self._consumer_tag} is not attached to {self._spec.name}"
+        async with await self._connection.channel() as probe:
+            declared = await probe.declare_queue(self._spec.name, passive=True)
+        result = declared.declaration_result
+        if (result.consumer_count or 0) < 1:
+            return f"the broker sees no consumer on {self._spec.name}"
+        return None
+
+    async def reattach_if_lost(self) -> bool:
+        """Consume again if our consumer is gone while the connection is up; True if it did."""
+        if self._stopping or self._queue is None or self._connection.is_closed:
+            return False
+        underlay = await self._channel.get_underlay_channel() if self._channel else None
+        if underlay is None or _has_consumer(underlay, self._consumer_tag):
+            return False
+        log.warning("consumer %s was lost; consuming again", self._consumer_tag)
+        if self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+                log.info("old consumer tag could not be cancelled: %s", exc)
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        return True
+
+    async def watch(self, interval_s: float = 5.0) -> None:
+        """Every ``interval_s``, re-attach a lost consumer; runs until cancelled."""
+        while not self._stopping:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.wait_for(self.reattach_if_lost(), timeout=max(interval_s, 5.0))
+            except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
+                log.warning("could not check the consumer: %s", exc)
+
+
+def _has_consumer(channel: object, tag: str | None) -> bool:
+    # aiormq's channel keeps the consumers the broker confirmed and drops one the broker
+    # cancels; the abstract type does not declare the attribute.
+    consumers = getattr(channel, "consumers", {})
+    return tag is not None and tag in consumers

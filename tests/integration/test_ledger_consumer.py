@@ -1,0 +1,288 @@
+"""The ledger's consumer on the real RabbitMQ and Postgres: batches, dead letters, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import aio_pika
+import asyncpg
+import orjson
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from prometheus_client import REGISTRY
+
+from chassis.broker import declare_topology, publisher_channel
+from chassis.deadletter import REASON_HEADER
+from contracts.codec import encode_event, event_body
+from contracts.events import (
+    DaoFailed,
+    DaoFailedPayload,
+    DaoProcessed,
+    DaoProcessedPayload,
+    Event,
+    JobStarted,
+    JobStartedPayload,
+    routing_key,
+)
+from contracts.topology import Topology
+from job_ledger.consumer import EventConsumer
+from job_ledger.job_logs import load_rows
+from job_ledger.projection import fold_jobs
+from tests.integration.test_ledger_fold import open_ledger_pool
+from tests.support.broker import collect, eventually
+
+JOB_NAME = "weekly-gvs-recalculation"
+
+
+def job_events(job_id: uuid.UUID, count: int, fail_every: int = 7) -> list[Event]:
+    """JobStarted and ``count - 1`` DAO events of one job (every ``fail_every``-th fails)."""
+    events: list[Event] = [
+        JobStarted(
+            job_id=job_id,
+            job_name=JOB_NAME,
+            payload=JobStartedPayload(daos_total=count - 1, trigger="cron"),
+        )
+    ]
+    for seq in range(1, count):
+        if seq % fail_every == 0:
+            events.append(
+                DaoFailed(
+                    job_id=job_id,
+                    job_name=JOB_NAME,
+                    sequence=seq,
+                    payload=DaoFailedPayload(
+                        dao_id=f"dao-{seq}", dao_name="D", error="x", attempts=3
+                    ),
+                )
+            )
+        else:
+            events.append(
+                DaoProcessed(
+                    job_id=job_id,
+                    job_name=JOB_NAME,
+                    sequence=seq,
+                    payload=DaoProcessedPayload(
+                        dao_id=f"dao-{seq}", dao_name="D", score=1, duration_ms=1
+                    ),
+                )
+            )
+    return events
+
+
+async def publish(
+    connection: AbstractRobustConnection, topology: Topology, events: Sequence[Event]
+) -> None:
+    channel = await publisher_channel(connection)
+    try:
+        exchange = await channel.get_exchange(topology.exchange)
+        for start in range(0, len(events), 200):
+            await asyncio.gather(
+                *(
+                    exchange.publish(encode_event(e), routing_key(e), mandatory=True)
+                    for e in events[start : start + 200]
+                )
+            )
+    finally:
+        await channel.close()
+
+
+async def publish_raw(
+    connection: AbstractRobustConnection, topology: Topology, body: bytes, key: str, message_id: str
+) -> None:
+    channel = await publisher_channel(connection)
+    try:
+        exchange = await channel.get_exchange(topology.exchange)
+        message = aio_pika.Message(
+            body=body, message_id=message_id, content_type="application/json"
+        )
+        await exchange.publish(message, key, mandatory=True)
+    finally:
+        await channel.close()
+
+
+@pytest.fixture
+async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_ledger_pool(database_url, schema)
+    yield pool
+    await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    topology: Topology,
+    batch_size: int = 500,
+) -> AsyncIterator[tuple[EventConsumer, asyncio.Task[None]]]:
+    consumer = EventConsumer(
+        pool,
+        connection,
+        topology.ledger,
+        batch_size=batch_size,
+        batch_wait=timedelta(milliseconds=20),
+        max_backoff_s=1.0,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer, task
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def declared(amqp: AbstractRobustConnection, topology: Topology) -> Topology:
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    await channel.close()
+    return topology
+
+
+async def stored_count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM job_events"))
+
+
+async def test_garbage_is_dead_lettered_with_its_reason_and_the_good_messages_are_folded(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+) -> None:
+    job_id = uuid.uuid4()
+    good = job_events(job_id, 3)
+    body = orjson.loads(event_body(good[1]))
+    clashing = DaoProcessed(  # the same sequence as good[1], another event id
+        job_id=job_id,
+        job_name=JOB_NAME,
+        sequence=1,
+        payload=DaoProcessedPayload(dao_id="other", dao_name="O", score=2, duration_ms=1),
+    )
+    garbage = {
+        "not-json": b"{not json",
+        "unknown-type": orjson.dumps({**body, "event_type": "DaoExploded"}),
+        "wrong-version": orjson.dumps({**body, "schema_version": 2}),
+        "missing-fields": orjson.dumps({k: v for k, v in body.items() if k != "payload"}),
+    }
+    async with consuming(pool, amqp, declared):
+        await publish(amqp, declared, good[:1])
+        for message_id, raw in garbage.items():
+            await publish_raw(amqp, declared, raw, f"{JOB_NAME}.dao.processed", message_id)
+        await publish(amqp, declared, good[1:])
+        await eventually(lambda: stored_count(pool), lambda n: n == 3)
+        await publish(amqp, declared, [clashing])
+        dead_queue = await (await amqp.channel()).get_queue(declared.ledger.dead_letter_queue)
+        dead = await collect(dead_queue, 5)
+
+    reasons = {m.message_id: str((m.headers or {})[REASON_HEADER]) for m in dead}
+    assert "invalid JSON" in reasons["not-json"]
+    assert "unknown event_type 'DaoExploded'" in reasons["unknown-type"]
+    assert "unknown schema_version 2" in reasons["wrong-version"]
+    assert "payload: Field required" in reasons["missing-fields"]
+    assert f"sequence 1 of job {job_id} is already taken" in reasons[str(clashing.event_id)]
+    assert {m.body for m in dead if m.message_id == "not-json"} == {b"{not json"}
+    async with pool.acquire() as conn:
+        rows = await load_rows(conn)
+    assert rows == fold_jobs(good)
+    assert (
+        await pool.fetchval("SELECT payload->>'dao_id' FROM job_events WHERE sequence = 1")
+        == "dao-1"
+    )
+
+
+async def test_two_consumers_on_one_queue_fold_exactly_what_one_does(
+    pool: asyncpg.Pool, amqp_url: str, amqp: AbstractRobustConnection, declared: Topology
+) -> None:
+    jobs = [uuid.uuid4() for _ in range(3)]
+    events = [e for job in jobs for e in job_events(job, 700, fail_every=5)]
+    deliveries = events + random.sample(events, 300)  # a few hundred delivered twice
+    random.shuffle(deliveries)
+    second = await aio_pika.connect_robust(amqp_url)
+    try:
+        async with (
+            consuming(pool, amqp, declared, batch_size=100),
+            consuming(pool, second, declared, batch_size=100),
+        ):
+            await publish(amqp, declared, deliveries)
+            await eventually(lambda: stored_count(pool), lambda n: n == len(events), timeout_s=60)
+            await eventually(
+                lambda: pool.fetchval("SELECT sum(events_received) FROM job_logs"),
+                lambda n: n == len(events),
+            )
+    finally:
+        await second.close()
+    async with pool.acquire() as conn:
+        assert await load_rows(conn) == fold_jobs(events)
+    assert (
+        await (await amqp.channel()).declare_queue(declared.ledger.dead_letter_queue, passive=True)
+        is not None
+    )
+    dead = await (await amqp.channel()).get_queue(declared.ledger.dead_letter_queue)
+    assert await dead.get(fail=False) is None, "nothing good was dead-lettered"
+
+
+def retries() -> float:
+    return REGISTRY.get_sample_value("ledger_database_retries_total") or 0.0
+
+
+def restart_postgres() -> None:
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def ensure_postgres_started() -> None:
+    # `start` fails when the cluster already runs; only whether it runs afterwards matters.
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "start"],
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.chaos
+async def test_a_postgres_restart_loses_nothing_and_the_consumer_resumes_by_itself(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+) -> None:
+    job_id = uuid.uuid4()
+    events = job_events(job_id, 4000)
+    retries_before = retries()
+    try:
+        async with consuming(pool, amqp, declared, batch_size=200) as (_, task):
+            await publish(amqp, declared, events[:1000])
+            await eventually(lambda: stored_count(pool), lambda n: n > 0)
+            restarting = asyncio.create_task(asyncio.to_thread(restart_postgres))
+            await publish(amqp, declared, events[1000:])
+            await restarting
+            await eventually(lambda: stored_count(pool), lambda n: n == len(events), timeout_s=60)
+            assert not task.done(), "the consumer kept running through the outage"
+    finally:
+        await asyncio.to_thread(ensure_postgres_started)
+    assert retries() > retries_before, "the consumer did meet the outage"
+    async with pool.acquire() as conn:
+        assert await load_rows(conn) == fold_jobs(events)
+
+
+async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+) -> None:
+    async with consuming(pool, amqp, declared) as (consumer, _):
+        assert await consumer.attachment_problem() is None
+        # What a broker restart has been seen to leave behind: the channel up, no consumer.
+        assert consumer.channel is not None and consumer.consumer_tag is not None
+        underlay = await consumer.channel.get_underlay_channel()
+        await underlay.basic_cancel(consumer.consumer_tag)
+        problem = await consumer.attachment_problem()
+        assert problem is not None and "not attached" in problem
+
+        assert await consumer.reattach_if_lost() is True
+        assert await consumer.attachment_problem() is None
+        events = job_events(uuid.uuid4(), 5)
+        await publish(amqp, declared, events)
+        await eventually(lambda: stored_count(pool), lambda n: n == 5)
