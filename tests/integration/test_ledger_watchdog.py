@@ -1,0 +1,162 @@
+"""The watchdog with short settings and a clock the test moves: JobAbandoned and JobMissed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from chassis.broker import declare_topology
+from chassis.outbox import OutboxRelay, pending_count
+from contracts.codec import parse_event
+from contracts.events import JobAbandoned, JobMissed
+from contracts.topology import Topology
+from job_ledger.job_logs import load_rows
+from job_ledger.rebuild import rebuild
+from job_ledger.recording import record_events
+from job_ledger.watchdog import Watchdog, missed_ids
+from tests.integration.test_ledger_consumer import consuming, job_events
+from tests.integration.test_ledger_fold import open_ledger_pool
+from tests.support.broker import collect, eventually, tap_queue
+
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a slot of "0 0 * * 1"
+GRACE = timedelta(hours=1)
+STALE_AFTER = timedelta(minutes=30)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_ledger_pool(database_url, schema)
+    yield pool
+    await pool.close()
+
+
+def watchdog(pool: asyncpg.Pool, topology: Topology, clock: Clock, **overrides: object) -> Watchdog:
+    options: dict[str, object] = {
+        "job_name": "weekly-gvs-recalculation",
+        "schedule": "0 0 * * 1",
+        "grace": GRACE,
+        "stale_after": STALE_AFTER,
+        "interval": timedelta(seconds=1),
+        "clock": clock,
+        **overrides,
+    }
+    return Watchdog(pool, topology.exchange, **options)  # type: ignore[arg-type]
+
+
+async def fold_started_job(pool: asyncpg.Pool, at: datetime, count: int = 3) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    events = job_events(job_id, count)
+    for n, event in enumerate(events):
+        events[n] = event.model_copy(update={"occurred_at": at + timedelta(seconds=n)})
+    async with pool.acquire() as conn, conn.transaction():
+        await record_events(conn, events)
+    return job_id
+
+
+async def test_a_silent_running_job_is_failed_once_and_its_abandon_is_published(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    tap = await tap_queue(channel, topology.exchange, "#.job.abandoned")
+    clock = Clock(MONDAY + timedelta(minutes=10))
+    stale = await fold_started_job(pool, MONDAY)
+    fresh = await fold_started_job(pool, MONDAY + timedelta(minutes=5))
+    dog = watchdog(pool, topology, clock, schedule="0 0 1 1 *")
+
+    clock.now = MONDAY + timedelta(minutes=33)  # stale: last event 00:00:02; fresh: 00:05:02
+    report = await dog.check_once()
+    assert report.abandoned == [stale]
+    assert (await dog.check_once()).abandoned == [], "a job is abandoned once"
+
+    async with pool.acquire() as conn:
+        rows = await load_rows(conn)
+    assert (rows[stale].status, rows[stale].abandoned_at, rows[stale].completed_at) == (
+        "failed",
+        clock.now,
+        clock.now,
+    )
+    assert rows[fresh].status == "running"
+
+    relay = OutboxRelay(pool, amqp)
+    assert await relay.drain(timeout_s=10) == 0
+    [message] = await collect(tap, 1)
+    event = parse_event(message.body)
+    assert isinstance(event, JobAbandoned)
+    assert (event.job_id, event.payload.stale_after_s) == (stale, 1800)
+    assert event.payload.last_event_at == MONDAY + timedelta(seconds=2)
+
+    # The ledger consumes its own JobAbandoned: a duplicate of what it stored, nothing changes.
+    async with consuming(pool, amqp, topology):
+        await eventually(lambda: amqp_queue_depth(amqp, topology.ledger_queue), lambda n: n == 0)
+    async with pool.acquire() as conn:
+        assert await load_rows(conn) == rows
+    assert await rebuild(pool) == []
+
+
+async def amqp_queue_depth(connection: AbstractRobustConnection, name: str) -> int:
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(name, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await channel.close()
+
+
+async def test_a_slot_with_no_run_gives_one_job_missed_even_across_restarts(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    tap = await tap_queue(channel, topology.exchange, "#.job.missed")
+    clock = Clock(MONDAY + GRACE - timedelta(seconds=1))
+
+    assert (await watchdog(pool, topology, clock).check_once()).missed == [], "grace not over"
+    clock.now = MONDAY + GRACE + timedelta(seconds=1)
+    assert (await watchdog(pool, topology, clock).check_once()).missed == [MONDAY]
+    # A restart (a new watchdog over the same schedule_checks) does not repeat it.
+    assert (await watchdog(pool, topology, clock).check_once()).missed == []
+
+    relay = OutboxRelay(pool, amqp)
+    assert await relay.drain(timeout_s=10) == 0
+    [message] = await collect(tap, 1)
+    event = parse_event(message.body)
+    assert isinstance(event, JobMissed)
+    job_id, event_id = missed_ids("weekly-gvs-recalculation", MONDAY)
+    assert (event.event_id, event.job_id) == (event_id, job_id)
+    assert (event.payload.scheduled_for, event.payload.grace_s) == (MONDAY, 3600)
+    assert await pool.fetchval("SELECT count(*) FROM job_logs") == 0, "a missed run is no row"
+
+    # The next Monday's run starts 10 minutes late: within the grace, so nothing is missed.
+    next_monday = MONDAY + timedelta(days=7)
+    await fold_started_job(pool, next_monday + timedelta(minutes=10))
+    clock.now = next_monday + timedelta(hours=2)
+    report = await watchdog(pool, topology, clock, stale_after=timedelta(hours=3)).check_once()
+    assert (report.started, report.missed, report.abandoned) == ([next_monday], [], [])
+    assert await pending_count(pool) == 0
+    outcomes = await pool.fetch("SELECT scheduled_for, outcome FROM schedule_checks ORDER BY 1")
+    assert [tuple(r) for r in outcomes] == [(MONDAY, "missed"), (next_monday, "started")]
+
+
+async def test_the_first_check_looks_back_no_further_than_the_lookback(
+    pool: asyncpg.Pool, topology: Topology
+) -> None:
+    clock = Clock(MONDAY + timedelta(days=30))
+    dog = watchdog(pool, topology, clock, schedule="0 * * * *", lookback=timedelta(hours=3))
+    report = await dog.check_once()
+    # Slots at -3h (excluded: the lookback starts there), -2h and -1h; the current one is in grace.
+    assert report.missed == [clock.now - timedelta(hours=2), clock.now - timedelta(hours=1)]
+    assert await pending_count(pool) == 2
