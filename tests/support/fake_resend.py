@@ -3,7 +3,8 @@
 :class:`FakeProvider` is the shared part (also used by the fake Slack webhook): a real
 aiohttp.web server on 127.0.0.1, port 0, that keeps each request's method, path, headers and
 JSON body, and answers from a script of :class:`Reply` values (one per request, in order),
-then with its default. A ``hang`` reply never answers until the server closes; a ``drop`` cuts the connection.
+then with its default. A ``hang`` reply never answers until the server closes; a ``drop``
+cuts the connection.
 
 :class:`FakeResend` serves ``POST /emails`` like https://resend.com/docs/api-reference/emails:
 ``{"id": …}`` on success, ``{"statusCode", "message", "name"}`` on error, and the first
