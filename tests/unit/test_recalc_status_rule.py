@@ -30,6 +30,7 @@ def test_the_job_fails_when_more_than_half_of_the_daos_failed(
     payload = finished_payload(
         daos_total=total,
         daos_processed=total - failed,
+        daos_failed=failed,
         failures=failures(failed),
         duration_ms=5,
         cache_invalidated=False,
@@ -46,6 +47,7 @@ def test_a_fatal_error_fails_the_job_whatever_the_counts() -> None:
     payload = finished_payload(
         daos_total=10,
         daos_processed=10,
+        daos_failed=0,
         failures=[],
         duration_ms=5,
         cache_invalidated=True,
@@ -61,6 +63,7 @@ def test_only_the_first_hundred_failures_are_carried() -> None:
     payload = finished_payload(
         daos_total=300,
         daos_processed=50,
+        daos_failed=250,
         failures=failures(250),
         duration_ms=5,
         cache_invalidated=False,

@@ -60,14 +60,17 @@ async def run_once(settings: Settings, trigger: Trigger, dao_ids: list[str] | No
                 # SIGTERM: the run records itself failed ("interrupted") and stops.
                 run_task.cancel()
             outcome = await asyncio.gather(run_task, return_exceptions=True)
+            progress.close()
+            # Drain beside the running relay (rows are claimed with SKIP LOCKED): cancelling
+            # the relay mid-batch would publish that batch a second time.
+            drain_s = settings.outbox_drain_timeout.total_seconds()
+            left = await app.relay.drain(drain_s)
         finally:
             progress.close()
             stop_task.cancel()
             relay_task.cancel()
             await asyncio.gather(stop_task, relay_task, return_exceptions=True)
         result = outcome[0]
-        drain_s = settings.outbox_drain_timeout.total_seconds()
-        left = await app.relay.drain(drain_s)
         if isinstance(result, asyncio.CancelledError):
             print("run interrupted by a signal; recorded as failed")
             code = EXIT_FAILED

@@ -149,6 +149,16 @@ class JobStore:
         transaction with the job's failed count; returns its sequence."""
         async with self._pool.acquire() as conn, conn.transaction():
             sequence = await self._next_sequence(conn, job_id, "daos_failed")
+            await conn.execute(
+                "INSERT INTO dao_failures (job_id, sequence, dao_id, dao_name, error, attempts)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                job_id,
+                sequence,
+                dao.id,
+                dao.name,
+                truncate_error(error),
+                attempts,
+            )
             event = DaoFailed(
                 job_id=job_id,
                 job_name=job_name,
@@ -164,29 +174,60 @@ class JobStore:
         self._on_commit()
         return sequence
 
+    async def processed_dao_ids(self, job_id: UUID) -> list[str]:
+        """Returns the DAOs whose score row (and DaoProcessed) committed for ``job_id``."""
+        rows = await self._pool.fetch(
+            "SELECT dao_id FROM gvs_scores WHERE job_id = $1 ORDER BY dao_id", job_id
+        )
+        return [row["dao_id"] for row in rows]
+
     async def finish_job(
         self,
         *,
         job_id: UUID,
         job_name: str,
-        payload: JobFinishedPayload,
+        duration_ms: int,
+        cache_invalidated: bool,
+        fatal_error: str | None,
         finished_at: datetime,
-    ) -> int:
+    ) -> JobFinishedPayload:
         """Closes the job row and writes its JobFinished, the job's last event, in one
-        transaction; returns its sequence. Raises ``JobAlreadyFinished`` if it was closed."""
+        transaction; returns its payload. The counts and failures are read from the committed
+        rows under the job row's lock, so they match the events exactly, even for a DAO whose
+        task was cancelled right after its commit. Raises ``JobAlreadyFinished`` if closed."""
         async with self._pool.acquire() as conn, conn.transaction():
+            job = await conn.fetchrow(
+                "SELECT daos_total, daos_processed, daos_failed FROM jobs"
+                " WHERE id = $1 AND status = 'running' FOR UPDATE",
+                job_id,
+            )
+            if job is None:
+                raise JobAlreadyFinished(f"job {job_id} is not running")
+            failures = await conn.fetch(
+                "SELECT dao_id, dao_name, error FROM dao_failures WHERE job_id = $1"
+                " ORDER BY sequence LIMIT $2",
+                job_id,
+                MAX_FAILURES_IN_FINISHED,
+            )
+            payload = finished_payload(
+                daos_total=job["daos_total"],
+                daos_processed=job["daos_processed"],
+                daos_failed=job["daos_failed"],
+                failures=[Failure(**dict(row)) for row in failures],
+                duration_ms=duration_ms,
+                cache_invalidated=cache_invalidated,
+                fatal_error=fatal_error,
+            )
             sequence = await conn.fetchval(
                 "UPDATE jobs SET next_sequence = next_sequence + 1, status = $2,"
                 " finished_at = $3, cache_invalidated = $4, fatal_error = $5"
-                " WHERE id = $1 AND status = 'running' RETURNING next_sequence - 1",
+                " WHERE id = $1 RETURNING next_sequence - 1",
                 job_id,
                 payload.status,
                 finished_at,
                 payload.cache_invalidated,
                 payload.fatal_error,
             )
-            if sequence is None:
-                raise JobAlreadyFinished(f"job {job_id} is not running")
             event = JobFinished(
                 job_id=job_id,
                 job_name=job_name,
@@ -196,7 +237,7 @@ class JobStore:
             )
             await self._emit(conn, event)
         self._on_commit()
-        return int(sequence)
+        return payload
 
 
 class JobAlreadyFinished(RuntimeError):
@@ -207,6 +248,7 @@ def finished_payload(
     *,
     daos_total: int,
     daos_processed: int,
+    daos_failed: int,
     failures: Sequence[Failure],
     duration_ms: int,
     cache_invalidated: bool,
@@ -214,8 +256,8 @@ def finished_payload(
 ) -> JobFinishedPayload:
     """Returns JobFinished's payload under DESIGN.md's status rule: ``failed`` when a fatal
     error stopped the run or more than half of the DAOs failed, else ``completed`` (an empty
-    DAO list completes with 0/0). Keeps the first 100 failures. Pure."""
-    failed = len(failures)
+    DAO list completes with 0/0). Keeps the first 100 of ``failures``. Pure."""
+    failed = daos_failed
     status: JobStatus = (
         "failed" if fatal_error is not None or 2 * failed > daos_total else "completed"
     )

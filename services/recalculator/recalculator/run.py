@@ -15,21 +15,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 from uuid import UUID
 
 import asyncpg
 
-from contracts import Failure, JobFinishedPayload
-from contracts.events import Trigger, truncate_error
+from contracts import JobFinishedPayload
+from contracts.events import Trigger
 from recalculator import metrics
 from recalculator.daos import DaoRef
 from recalculator.fetching import DaoFetchFailed, RetryPolicy, fetch_with_retries
 from recalculator.governance import GovernanceSource
 from recalculator.guard import run_lock
-from recalculator.jobs import JobStore, finished_payload
+from recalculator.jobs import JobStore
 from recalculator.registry import UnknownDaos, daos_to_score
 from recalculator.revalidation import CacheRevalidator
 from recalculator.scoring import WINDOW, GovernanceData, GvsScore, score_governance
@@ -88,12 +88,6 @@ class RunOutcome:
 
 class RunAborted(Exception):
     """A fatal error: the run stops and ends failed with this message as ``fatal_error``."""
-
-
-@dataclass
-class _Tally:
-    processed: list[str] = field(default_factory=list)
-    failures: list[tuple[int, Failure]] = field(default_factory=list)
 
 
 class Recalculation:
@@ -182,11 +176,10 @@ class Recalculation:
         progress.started(job_id, len(daos))
         if on_started is not None:
             await on_started(job_id)
-        tally = _Tally()
         cancelled = False
         if fatal is None:
             try:
-                await self._score_all(job_id, request.job_name, daos, started_at, tally, progress)
+                await self._score_all(job_id, request.job_name, daos, started_at, progress)
             except RunAborted as exc:
                 fatal = str(exc)
             except asyncio.CancelledError:
@@ -195,18 +188,16 @@ class Recalculation:
         if fatal is not None:
             log.error("job failed fatally: %s", fatal, extra=extra)
         cache_invalidated = False
-        if tally.processed and not cancelled:
-            cache_invalidated = await self._revalidator.revalidate(job_id, tally.processed)
-        payload = finished_payload(
-            daos_total=len(daos),
-            daos_processed=len(tally.processed),
-            failures=[failure for _, failure in sorted(tally.failures, key=lambda f: f[0])],
+        processed_ids = await self._store.processed_dao_ids(job_id)
+        if processed_ids and not cancelled:
+            cache_invalidated = await self._revalidator.revalidate(job_id, processed_ids)
+        payload = await self._store.finish_job(
+            job_id=job_id,
+            job_name=request.job_name,
             duration_ms=int((time.monotonic() - started) * 1000),
             cache_invalidated=cache_invalidated,
             fatal_error=fatal,
-        )
-        await self._store.finish_job(
-            job_id=job_id, job_name=request.job_name, payload=payload, finished_at=self._clock()
+            finished_at=self._clock(),
         )
         metrics.RUNS_FINISHED.labels(payload.status).inc()
         metrics.LAST_RUN_STATUS.set(1 if payload.status == "completed" else 0)
@@ -230,14 +221,13 @@ class Recalculation:
         job_name: str,
         daos: Sequence[DaoRef],
         now: datetime,
-        tally: _Tally,
         progress: Progress,
     ) -> None:
         slots = asyncio.Semaphore(self._concurrency)
 
         async def one(dao: DaoRef) -> None:
             async with slots:
-                await self._score_one(job_id, job_name, dao, now, tally, progress)
+                await self._score_one(job_id, job_name, dao, now, progress)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -254,7 +244,6 @@ class Recalculation:
         job_name: str,
         dao: DaoRef,
         now: datetime,
-        tally: _Tally,
         progress: Progress,
     ) -> None:
         extra = {"job_id": job_id, "dao_id": dao.id}
@@ -262,14 +251,8 @@ class Recalculation:
         try:
             fetched = await fetch_with_retries(self._source, dao, now - WINDOW, self._policy)
         except DaoFetchFailed as exc:
-            sequence = await self._store.record_dao_failed(
+            await self._store.record_dao_failed(
                 job_id=job_id, job_name=job_name, dao=dao, error=exc.error, attempts=exc.attempts
-            )
-            tally.failures.append(
-                (
-                    sequence,
-                    Failure(dao_id=dao.id, dao_name=dao.name, error=truncate_error(exc.error)),
-                )
             )
             metrics.DAOS_FAILED.inc()
             log.warning("DAO failed after %d attempt(s): %s", exc.attempts, exc.error, extra=extra)
@@ -290,7 +273,6 @@ class Recalculation:
             duration_ms=int((time.monotonic() - started) * 1000),
             computed_at=self._clock(),
         )
-        tally.processed.append(dao.id)
         metrics.DAOS_PROCESSED.inc()
         log.info("DAO scored %.2f", score.score, extra=extra)
         progress.dao_done(dao, ok=True)

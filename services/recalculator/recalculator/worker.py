@@ -167,13 +167,15 @@ class Worker:
                 await consumer.detach()
                 grace = app.settings.shutdown_grace.total_seconds()
                 await _finish_or_cancel(handler, grace)
+                # Drain beside the running relay: cancelling it mid-batch would publish that
+                # batch twice (harmless to consumers, but noise).
+                left = await app.relay.drain(_OUTBOX_DRAIN_ON_STOP_S)
+                if left:
+                    log.warning("%d events still in the outbox; relayed at the next start", left)
             finally:
                 for task in (handler, relay_task):
                     task.cancel()
                 await asyncio.gather(handler, relay_task, return_exceptions=True)
-            left = await app.relay.drain(_OUTBOX_DRAIN_ON_STOP_S)
-            if left:
-                log.warning("%d events still in the outbox; relayed at the next start", left)
 
     @contextlib.asynccontextmanager
     async def _serving(self, app: App) -> AsyncIterator[CommandConsumer]:

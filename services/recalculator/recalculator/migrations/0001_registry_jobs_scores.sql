@@ -43,3 +43,15 @@ CREATE TABLE gvs_scores (
     PRIMARY KEY (job_id, dao_id)
 );
 CREATE INDEX gvs_scores_dao_idx ON gvs_scores (dao_id, computed_at DESC);
+
+-- Each DAO's failure, written with its DaoFailed: JobFinished lists the first 100 from here,
+-- so its counts and failures always match the events that committed.
+CREATE TABLE dao_failures (
+    job_id    uuid    NOT NULL REFERENCES jobs (id),
+    sequence  integer NOT NULL,
+    dao_id    text    NOT NULL,
+    dao_name  text    NOT NULL,
+    error     text    NOT NULL,
+    attempts  integer NOT NULL,
+    PRIMARY KEY (job_id, sequence)
+);

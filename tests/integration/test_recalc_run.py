@@ -1,0 +1,343 @@
+"""The run on the real Postgres and RabbitMQ, against a loopback Snapshot hub.
+
+What arrives on the exchange is read from a tap queue bound to the test's own exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+
+from chassis.broker import declare_topology
+from contracts import (
+    DaoFailed,
+    DaoFailedPayload,
+    DaoProcessed,
+    DaoProcessedPayload,
+    Event,
+    JobFinished,
+    JobFinishedPayload,
+    JobStarted,
+    JobStartedPayload,
+    Topology,
+    parse_event,
+)
+from recalculator.bootstrap import App, bootstrap, migrate_schema
+from recalculator.config import Settings
+from recalculator.guard import run_lock
+from recalculator.run import RunRequest
+from recalculator.scoring import GovernanceData, GvsScore
+from tests.support.broker import collect, drain, tap_queue
+from tests.support.snapshot_hub import Fault, HubSpace, SnapshotHub, hub_proposal
+
+JOB = "weekly-gvs-recalculation"
+
+
+def recalc_settings(
+    database_url: str, amqp_url: str, schema: str, topology: Topology, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "recalc_schema": schema,
+        "events_exchange": topology.exchange,
+        "ledger_queue": topology.ledger_queue,
+        "notifier_queue": topology.notifier_queue,
+        "commands_queue": topology.commands_queue,
+        "dao_timeout": "1s",
+        "dao_retry_backoff": "50ms",
+        "health_host": "127.0.0.1",
+        "health_port": 0,
+        "shutdown_grace": "5s",
+        "outbox_drain_timeout": "10s",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def space_of(i: int) -> str:
+    return f"dao-{i:02}.eth"
+
+
+def hub_spaces(count: int) -> list[HubSpace]:
+    now = int(datetime.now(UTC).timestamp())
+    return [
+        HubSpace(
+            space_of(i),
+            [
+                hub_proposal(
+                    space_of(i), f"p{i}-{k}", created=now - (k + 1) * 86_400 * 7, votes=10 * (i + 1)
+                )
+                for k in range(3)
+            ],
+            followers_count=1000,
+        )
+        for i in range(count)
+    ]
+
+
+async def seed_daos(settings: Settings, count: int, inactive: Sequence[int] = ()) -> None:
+    await migrate_schema(settings)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.executemany(
+            f'INSERT INTO "{settings.recalc_schema}".daos (id, name, snapshot_space, active)'
+            " VALUES ($1, $2, $3, $4)",
+            [(f"dao-{i:02}", f"DAO {i}", space_of(i), i not in inactive) for i in range(count)],
+        )
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def relaying(app: App) -> AsyncIterator[None]:
+    """The outbox relay running beside the job, drained at the end, as `recalculator run` does."""
+    assert app.relay is not None
+    task = asyncio.create_task(app.relay.run())
+    try:
+        yield
+        assert await app.relay.drain(10) == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def tap(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    return await tap_queue(channel, topology.exchange)
+
+
+async def events_of_one_job(queue: AbstractQueue, count: int) -> list[Event]:
+    events = [parse_event(m.body) for m in await collect(queue, count, timeout_s=30)]
+    assert len({e.job_id for e in events}) == 1
+    assert await drain(queue, quiet_s=0.3) == [], "no event beyond JobFinished"
+    return events
+
+
+def started_of(events: Sequence[Event]) -> JobStartedPayload:
+    assert isinstance(events[0], JobStarted)
+    return events[0].payload
+
+
+def finished_of(events: Sequence[Event]) -> JobFinishedPayload:
+    assert isinstance(events[-1], JobFinished)
+    return events[-1].payload
+
+
+def processed_of(events: Sequence[Event]) -> dict[str, DaoProcessedPayload]:
+    return {e.payload.dao_id: e.payload for e in events if isinstance(e, DaoProcessed)}
+
+
+def failed_of(events: Sequence[Event]) -> dict[str, DaoFailedPayload]:
+    return {e.payload.dao_id: e.payload for e in events if isinstance(e, DaoFailed)}
+
+
+def assert_contiguous(events: Sequence[Event]) -> None:
+    assert [e.sequence for e in events] == list(range(len(events)))
+    assert events[0].event_type == "JobStarted"
+    assert events[-1].event_type == "JobFinished"
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_url: str, schema: str, topology: Topology) -> Settings:
+    return recalc_settings(database_url, amqp_url, schema, topology)
+
+
+async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_sequence(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 50)
+    queue = await tap(amqp, topology)
+    async with SnapshotHub(hub_spaces(50)) as hub:
+        failing = {
+            **{space_of(i): Fault.HANG for i in (3, 13, 23, 33)},
+            **{space_of(i): Fault.SERVER_ERROR for i in (5, 15, 25, 35)},
+            **{space_of(i): Fault.MALFORMED_JSON for i in (7, 17, 27, 37)},
+        }
+        for space, fault in failing.items():
+            hub.misbehave(space, fault)
+        hub.misbehave(space_of(40), Fault.SERVER_ERROR, times=2)  # recovers on its 3rd attempt
+        app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
+        async with bootstrap(app_settings) as app, relaying(app):
+            outcome = await app.recalculation.run(RunRequest(JOB, "manual"))
+            scores = await app.pool.fetch("SELECT dao_id, score, components FROM gvs_scores")
+        assert hub.validation_errors == []
+
+    events = await events_of_one_job(queue, 52)
+    assert_contiguous(events)
+    processed, failed = processed_of(events), failed_of(events)
+    assert len(processed) == 38
+    failing_ids = [f"dao-{i:02}" for i in (3, 13, 23, 33, 5, 15, 25, 35, 7, 17, 27, 37)]
+    assert sorted(failed) == sorted(failing_ids)
+    assert {failed["dao-03"].attempts, failed["dao-05"].attempts} == {3}, "transient: 2 retries"
+    assert failed["dao-07"].attempts == 1, "malformed JSON is permanent"
+    assert "within 1s" in failed["dao-03"].error
+    assert "HTTP 500" in failed["dao-05"].error
+    assert "malformed JSON" in failed["dao-07"].error
+
+    assert started_of(events).daos_total == 50
+    payload = finished_of(events)
+    assert outcome.status == "completed"
+    assert (payload.status, payload.daos_processed, payload.daos_failed) == ("completed", 38, 12)
+    assert sorted(f.dao_id for f in payload.failures) == sorted(failed)
+    assert payload.cache_invalidated is False
+    assert payload.fatal_error is None
+
+    assert len(scores) == 38
+    assert "dao-40" in {r["dao_id"] for r in scores}
+    assert {r["dao_id"]: float(r["score"]) for r in scores} == {
+        dao_id: p.score for dao_id, p in processed.items()
+    }
+    components = [orjson.loads(r["components"]) for r in scores]
+    assert all(
+        set(c) == {"activity", "participation", "decisiveness", "recency"} for c in components
+    )
+
+
+async def test_thirty_of_fifty_failing_fails_the_job(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 50)
+    queue = await tap(amqp, topology)
+    async with SnapshotHub(hub_spaces(50)) as hub:
+        for i in range(30):
+            hub.misbehave(space_of(i), Fault.WRONG_SHAPE)
+        app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
+        async with bootstrap(app_settings) as app, relaying(app):
+            outcome = await app.recalculation.run(RunRequest(JOB, "manual"))
+            rows = await app.pool.fetch("SELECT status, daos_processed, daos_failed FROM jobs")
+
+    events = await events_of_one_job(queue, 52)
+    assert_contiguous(events)
+    finished = finished_of(events)
+    assert (finished.status, finished.daos_processed, finished.daos_failed) == ("failed", 20, 30)
+    assert finished.fatal_error is None
+    assert outcome.status == "failed"
+    assert [dict(r) for r in rows] == [
+        {"status": "failed", "daos_processed": 20, "daos_failed": 30}
+    ]
+
+
+async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 20)
+    queue = await tap(amqp, topology)
+
+    def crash_on_dao_07(data: GovernanceData, now: datetime) -> GvsScore:
+        from recalculator.scoring import score_governance
+
+        if data.dao_id == "dao-07":
+            raise ZeroDivisionError("division by zero")
+        return score_governance(data, now=now)
+
+    async with SnapshotHub(hub_spaces(20)) as hub:
+        app_settings = settings.model_copy(
+            update={"snapshot_hub_url": hub.url, "dao_concurrency": 2}
+        )
+        async with bootstrap(app_settings, scorer=crash_on_dao_07) as app, relaying(app):
+            outcome = await app.recalculation.run(RunRequest(JOB, "manual"))
+            scored = await app.pool.fetchval("SELECT count(*) FROM gvs_scores")
+
+    assert outcome.finished is not None
+    count = 2 + outcome.finished.daos_processed + outcome.finished.daos_failed
+    events = await events_of_one_job(queue, count)
+    assert_contiguous(events)
+    finished = finished_of(events)
+    assert finished.status == "failed"
+    assert finished.fatal_error == (
+        "scoring crashed on DAO dao-07: ZeroDivisionError: division by zero"
+    )
+    assert finished.daos_total == 20
+    assert finished.daos_processed < 20, "the remaining DAOs were stopped"
+    assert scored == finished.daos_processed
+
+
+async def test_unknown_dao_ids_end_the_job_failed_with_the_fatal_error(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 3)
+    queue = await tap(amqp, topology)
+    async with bootstrap(settings) as app, relaying(app):
+        outcome = await app.recalculation.run(RunRequest(JOB, "retry", dao_ids=("dao-01", "gone")))
+
+    events = await events_of_one_job(queue, 2)
+    assert_contiguous(events)
+    assert started_of(events).daos_total == 0
+    assert finished_of(events).fatal_error == "DAO ids not in the registry: gone"
+    assert outcome.status == "failed"
+
+
+async def test_no_active_daos_completes_with_zero_of_zero(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 2, inactive=(0, 1))
+    queue = await tap(amqp, topology)
+    async with bootstrap(settings) as app, relaying(app):
+        outcome = await app.recalculation.run(RunRequest(JOB, "cron"))
+
+    events = await events_of_one_job(queue, 2)
+    assert_contiguous(events)
+    assert started_of(events).model_dump() == {"daos_total": 0, "trigger": "cron"}
+    finished = finished_of(events)
+    assert (finished.status, finished.daos_total, finished.daos_processed) == ("completed", 0, 0)
+    assert outcome.status == "completed"
+
+
+async def test_two_runs_started_at_once_run_exactly_once(
+    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    await seed_daos(settings, 5)
+    queue = await tap(amqp, topology)
+    async with SnapshotHub(hub_spaces(5)) as hub:
+        app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
+        async with (
+            bootstrap(app_settings) as first,
+            bootstrap(app_settings) as second,
+            relaying(first),
+        ):
+            outcomes = await asyncio.gather(
+                first.recalculation.run(RunRequest(JOB, "manual")),
+                second.recalculation.run(RunRequest(JOB, "cron")),
+            )
+            jobs = await first.pool.fetch("SELECT id, trigger FROM jobs")
+
+    assert sorted(o.status for o in outcomes) == ["completed", "refused"]
+    refused = next(o for o in outcomes if o.status == "refused")
+    assert "already in progress" in refused.message and refused.job_id is None
+    assert len(jobs) == 1
+    events = await events_of_one_job(queue, 7)
+    assert {e.job_id for e in events} == {jobs[0]["id"]}
+
+
+async def test_a_run_is_refused_while_another_process_holds_the_lock_and_writes_nothing(
+    settings: Settings,
+) -> None:
+    await seed_daos(settings, 2)
+    async with bootstrap(settings) as app:
+        other = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=1,
+            max_size=1,
+            server_settings={"search_path": settings.recalc_schema},
+        )
+        try:
+            async with run_lock(other, JOB) as held:
+                assert held
+                outcome = await app.recalculation.run(RunRequest(JOB, "manual"))
+            after = await app.recalculation.run(RunRequest(JOB, "manual", dao_ids=("dao-00",)))
+        finally:
+            await other.close()
+        outbox_jobs = await app.pool.fetchval("SELECT count(DISTINCT body) FROM outbox")
+    assert outcome.status == "refused"
+    assert after.status == "failed" or after.status == "completed", "lock released after"
+    assert outbox_jobs == 2 + 1, "only the second run's three events were written"
