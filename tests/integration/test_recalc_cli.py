@@ -1,0 +1,136 @@
+"""The `recalculator` command line as a subprocess: exit codes, messages, what it writes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from contracts import Topology
+from recalculator.guard import run_lock
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "RECALC_SCHEMA": schema,
+        "EVENTS_EXCHANGE": topology.exchange,
+        "LEDGER_QUEUE": topology.ledger_queue,
+        "NOTIFIER_QUEUE": topology.notifier_queue,
+        "COMMANDS_QUEUE": topology.commands_queue,
+        "GOVERNANCE_SOURCE": "file",
+        "GOVERNANCE_DATA": str(REPO / "data" / "governance.sample.json"),
+        "DAO_TIMEOUT": "5s",
+        "OUTBOX_DRAIN_TIMEOUT": "10s",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+async def recalculator(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recalculator",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=2, server_settings={"search_path": schema}
+    )
+    yield pool
+    await pool.close()
+
+
+async def test_an_import_with_one_bad_row_is_rejected_by_line_and_changes_nothing(
+    env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    good = tmp_path / "daos.csv"
+    good.write_text("id,name,snapshot_space,active\naave,Aave,aave.eth,true\n")
+    assert (await recalculator(env, "daos", "import", str(good)))[0] == 0
+
+    bad = tmp_path / "more.csv"
+    bad.write_text(
+        "id,name,snapshot_space,active\n"
+        "aave,Aave Renamed,aave.eth,false\n"
+        "ens,ENS,ens.eth,true\n"
+        "Bad Id,Broken,broken.eth,true\n"
+    )
+    code, out, err = await recalculator(env, "daos", "import", str(bad))
+
+    assert code == 2
+    assert "1 bad row(s), nothing imported" in err
+    assert "line 4: id: String should match pattern" in err
+    assert "Traceback" not in err
+    rows = await pool.fetch("SELECT id, name, active FROM daos ORDER BY id")
+    assert [tuple(r) for r in rows] == [("aave", "Aave", True)]
+
+
+async def test_a_sample_run_scores_eleven_daos_and_reports_compound_failed(
+    env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    assert (await recalculator(env, "daos", "import", str(REPO / "data/daos.sample.json")))[0] == 0
+
+    code, out, err = await recalculator(env, "run")
+
+    assert code == 0, err
+    assert "completed: 11 of 12 DAOs scored, 1 failed" in out
+    assert "compound (Compound): no governance data for DAO compound" in out
+    assert await pool.fetchval("SELECT count(*) FROM gvs_scores") == 11
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+    code, out, _ = await recalculator(env, "rankings")
+    assert code == 0 and "compound" not in out and "aave" in out
+
+
+async def test_a_run_while_another_holds_the_lock_exits_3_and_writes_nothing(
+    env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    assert (await recalculator(env, "migrate"))[0] == 0
+    async with run_lock(pool, "weekly-gvs-recalculation") as held:
+        assert held
+        code, out, err = await recalculator(env, "run")
+
+    assert code == 3, err
+    assert "refused: a weekly-gvs-recalculation run is already in progress" in out
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("JOB_SCHEDULE", "every monday", "JOB_SCHEDULE: Value error, 'every monday' is not a cron"),
+        ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/test", "cannot connect to Postgres"),
+        ("AMQP_URL", "amqp://guest:secret-pw@127.0.0.1:1/", "cannot connect to RabbitMQ"),
+    ],
+)
+async def test_a_setup_error_is_one_clear_line_and_exit_code_2(
+    env: dict[str, str], variable: str, value: str, says: str
+) -> None:
+    code, _, err = await recalculator({**env, variable: value}, "run")
+    assert code == 2
+    # The last line is ours (aiormq may log its connection attempt as a JSON line before it).
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("recalculator: ") and says in last
+    assert "Traceback" not in err
+    assert "secret-pw" not in err

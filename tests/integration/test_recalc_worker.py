@@ -1,0 +1,144 @@
+"""The worker in-process: a RunRequested end to end (a DAO subset), a redelivered command,
+an invalid one dead-lettered with its reason, health and metrics over HTTP, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from chassis.broker import declare_topology
+from chassis.deadletter import REASON_HEADER
+from contracts import DaoProcessed, JobFinished, JobStarted, RunRequested, Topology, parse_event
+from recalculator.config import Settings
+from recalculator.trigger import publish_run_request
+from recalculator.worker import Worker
+from tests.integration.test_recalc_run import hub_spaces, recalc_settings, seed_daos
+from tests.support.broker import collect, drain, eventually, tap_queue
+from tests.support.snapshot_hub import SnapshotHub
+
+
+@pytest.fixture
+async def running_worker(
+    database_url: str, amqp_url: str, schema: str, topology: Topology
+) -> AsyncIterator[tuple[Worker, Settings]]:
+    base = recalc_settings(database_url, amqp_url, schema, topology)
+    await seed_daos(base, 6)
+    async with SnapshotHub(hub_spaces(6)) as hub:
+        settings = base.model_copy(update={"snapshot_hub_url": hub.url})
+        worker = Worker(settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.wait_for(worker.ready.wait(), 20)
+        try:
+            yield worker, settings
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_comes_twice(
+    running_worker: tuple[Worker, Settings],
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+) -> None:
+    worker, settings = running_worker
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    tap = await tap_queue(channel, topology.exchange)
+
+    command = RunRequested(
+        job_name=settings.job_name, trigger="retry", dao_ids=["dao-01", "dao-04"]
+    )
+    await publish_run_request(amqp, topology, command)
+    events = [parse_event(m.body) for m in await collect(tap, 4, timeout_s=30)]
+
+    assert isinstance(events[0], JobStarted)
+    assert events[0].payload.model_dump() == {"daos_total": 2, "trigger": "retry"}
+    assert sorted(e.payload.dao_id for e in events if isinstance(e, DaoProcessed)) == [
+        "dao-01",
+        "dao-04",
+    ]
+    assert isinstance(events[-1], JobFinished)
+    assert events[-1].payload.status == "completed"
+    assert [e.sequence for e in events] == [0, 1, 2, 3]
+
+    await publish_run_request(amqp, topology, command)  # a redelivery, as far as we can tell
+    assert worker.consumer is not None
+    consumer = worker.consumer
+    await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n == 2)
+    assert await drain(tap, 0.5) == [], "the second delivery started nothing"
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        jobs = await conn.fetch(
+            f'SELECT request_id, trigger, dao_ids, status FROM "{settings.recalc_schema}".jobs'
+        )
+    finally:
+        await conn.close()
+    assert [dict(j) for j in jobs] == [
+        {
+            "request_id": command.request_id,
+            "trigger": "retry",
+            "dao_ids": ["dao-01", "dao-04"],
+            "status": "completed",
+        }
+    ]
+    queue = await channel.get_queue(topology.commands_queue)
+    assert queue.declaration_result.message_count == 0, "both deliveries were acked"
+
+
+async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worker_goes_on(
+    running_worker: tuple[Worker, Settings],
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+) -> None:
+    _, settings = running_worker
+    channel = await amqp.channel()
+    await channel.default_exchange.publish(
+        aio_pika.Message(b'{"schema_version": 1, "trigger": "whenever"}'),
+        routing_key=topology.commands_queue,
+    )
+    dead = await channel.get_queue(topology.commands.dead_letter_queue)
+    [message] = await collect(dead, 1, timeout_s=15)
+    reason = str((message.headers or {})[REASON_HEADER])
+    assert reason.startswith("invalid command: invalid RunRequested: trigger:")
+
+    tap = await tap_queue(channel, topology.exchange)
+    await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
+    events = [parse_event(m.body) for m in await collect(tap, 8, timeout_s=30)]
+    assert isinstance(events[-1], JobFinished)
+    assert events[-1].payload.daos_processed == 6
+
+
+async def test_health_and_metrics_are_served_over_http(
+    running_worker: tuple[Worker, Settings],
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+) -> None:
+    worker, settings = running_worker
+    channel = await amqp.channel()
+    tap = await tap_queue(channel, topology.exchange)
+    await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
+    await collect(tap, 8, timeout_s=30)
+
+    base = f"http://127.0.0.1:{worker.http_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/readyz") as response:
+            ready = await response.json()
+            assert response.status == 200
+        async with http.get(f"{base}/metrics") as response:
+            metrics = await response.text()
+    assert ready["checks"] == {"database": "ok", "broker": "ok", "consumer": "ok"}
+    for name in (
+        "recalc_daos_processed_total",
+        "recalc_daos_failed_total",
+        "outbox_pending",
+        "outbox_published_total",
+    ):
+        assert f"\n{name} " in metrics
+    assert "\nrecalc_last_run_status 1.0" in metrics
