@@ -505,3 +505,30 @@ async def test_a_running_job_shows_its_progress_rate_and_eta(
         "etaSeconds": 300,
         "lastEventAt": "2025-12-22T11:58:20.000Z",
     }
+
+
+# --- health, metrics, document --------------------------------------------------------------
+
+
+async def test_health_readiness_metrics_and_openapi_are_served_without_a_token(
+    pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    async def database() -> str | None:
+        await pool.fetchval("SELECT 1")
+        return None
+
+    async def broker() -> str | None:
+        return "not consuming"
+
+    async with served_ledger(pool, readiness={"database": database, "broker": broker}) as ledger:
+        assert await get_json(http, f"{ledger.url}/healthz", {}) == (200, {"status": "ok"})
+        assert await get_json(http, f"{ledger.url}/readyz", {}) == (
+            503,
+            {"status": "not ready", "checks": {"database": "ok", "broker": "not consuming"}},
+        )
+        async with http.get(f"{ledger.url}/metrics") as response:
+            assert response.status == 200
+            assert "python_info" in await response.text()
+        status, doc = await get_json(http, f"{ledger.url}/openapi.json", {})
+        assert (status, doc["openapi"]) == (200, "3.1.0")
+        assert "/api/admin/job-logs" in doc["paths"]

@@ -28,9 +28,26 @@ FLASH_MAX_AGE_S = 300
 
 
 def password_matches(given: str | bytes, password: str) -> bool:
-    """True when ``given`` is the admin password; takes the same time whatever ``given`` is."""
+    """True when ``given`` is the admin password; takes the same time whatever ``given`` is.
+
+    Header bytes of a non-ASCII password arrive as UTF-8 from most clients but as Latin-1
+    from some (python-requests): both encodings are compared, always both, so neither the
+    answer nor its timing depends on which one matched.
+    """
     given_bytes = given.encode("utf-8") if isinstance(given, str) else given
-    return hmac.compare_digest(given_bytes, password.encode("utf-8"))
+    matched = False
+    for expected in _encodings(password):
+        matched |= hmac.compare_digest(given_bytes, expected)
+    return matched
+
+
+def _encodings(password: str) -> list[bytes]:
+    utf8 = password.encode("utf-8")
+    try:
+        latin1 = password.encode("latin-1")
+    except UnicodeEncodeError:
+        return [utf8, utf8]
+    return [utf8, latin1]
 
 
 class BearerAuth:

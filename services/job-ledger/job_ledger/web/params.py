@@ -10,8 +10,24 @@ from job_ledger.web.errors import ApiError
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 100
-_DIGITS = re.compile(r"[0-9]{1,12}")
+_DIGITS = re.compile(r"[0-9]+")
 _JOB_NAME = re.compile(JOB_NAME_PATTERN)
+MAX_OFFSET = 10**12
+"""Far beyond any job's events; a bigger offset answers the same empty page."""
+
+
+def _whole_number(raw: str, ceiling: int) -> int | None:
+    """Return ``raw``'s digits as a number no bigger than ``ceiling``, None if not digits.
+
+    Any length of digits is a valid number (the OpenAPI document sets no maximum); it is
+    capped before ``int()`` so a thousand-digit value costs nothing.
+    """
+    if not _DIGITS.fullmatch(raw):
+        return None
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(ceiling)):
+        return ceiling
+    return min(int(digits), ceiling)
 
 
 def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -21,18 +37,20 @@ def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MA
     """
     if raw is None:
         return default
-    if not _DIGITS.fullmatch(raw) or int(raw) < 1:
+    value = _whole_number(raw, maximum)
+    if value is None or value < 1:
         raise ApiError(400, f"limit must be a whole number from 1 (capped at {maximum})")
-    return min(int(raw), maximum)
+    return value
 
 
 def parse_offset(raw: str | None) -> int:
     """Return ``raw`` as a whole number ≥ 0 (0 if absent); raises ``ApiError(400)``."""
     if raw is None:
         return 0
-    if not _DIGITS.fullmatch(raw):
+    value = _whole_number(raw, MAX_OFFSET)
+    if value is None:
         raise ApiError(400, "offset must be a whole number from 0")
-    return int(raw)
+    return value
 
 
 def parse_uuid(raw: str, name: str = "id") -> UUID:

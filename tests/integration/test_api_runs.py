@@ -1,0 +1,216 @@
+"""Asking for runs over the API: the RunRequested really lands on the commands queue.
+
+The publisher handed to the app is the real thing in small: a confirming channel on the test's
+own topology, publishing to the commands queue by name, as the ledger's bootstrap does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from chassis.broker import declare_topology, publisher_channel
+from contracts import RunRequested, Topology, encode_command, parse_command
+from tests.integration.test_api_job_logs import (
+    AUTH,
+    NOW,
+    Ledger,
+    error,
+    insert_job,
+    ledger_pool,
+    post_json,
+    served_ledger,
+)
+
+
+@pytest.fixture
+async def ledger(
+    database_url: str, schema: str, amqp: AbstractRobustConnection, topology: Topology
+) -> AsyncIterator[Ledger]:
+    await declare_topology(await amqp.channel(), topology)
+    channel = await publisher_channel(amqp)
+
+    async def publish(command: RunRequested) -> None:
+        await channel.default_exchange.publish(
+            encode_command(command), routing_key=topology.commands_queue, mandatory=True
+        )
+
+    pool: asyncpg.Pool = await ledger_pool(database_url, schema)
+    try:
+        async with served_ledger(pool, request_run=publish) as served:
+            yield served
+    finally:
+        await pool.close()
+        await channel.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def commands(
+    amqp: AbstractRobustConnection, topology: Topology, count: int, within_s: float = 10.0
+) -> list[RunRequested]:
+    """Consume what is on the commands queue for up to ``within_s``, stopping at ``count``.
+
+    A consumer, not basic.get: the commands queue is a single-active-consumer quorum queue,
+    which does not allow basic.get.
+    """
+    channel = await amqp.channel()
+    queue = await channel.get_queue(topology.commands_queue)
+    got: list[RunRequested] = []
+    try:
+        async with asyncio.timeout(within_s), queue.iterator() as messages:
+            async for message in messages:
+                await message.ack()
+                got.append(parse_command(message.body))
+                if len(got) >= count:
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        await channel.close()
+    return got
+
+
+async def test_run_publishes_a_manual_run_of_every_dao_and_answers_202(
+    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    status, body = await post_json(http, f"{ledger.url}/api/admin/jobs/run")
+    assert status == 202
+    [command] = await commands(amqp, topology, 1)
+    assert body == {
+        "data": {
+            "requestId": str(command.request_id),
+            "jobName": "weekly-gvs-recalculation",
+            "trigger": "manual",
+            "daoIds": None,
+            "requestedAt": "2025-12-22T12:00:00.000Z",
+        }
+    }
+    assert (command.job_name, command.trigger, command.dao_ids) == (
+        "weekly-gvs-recalculation",
+        "manual",
+        None,
+    )
+
+
+async def test_run_takes_an_optional_job_name_and_dao_subset(
+    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    status, body = await post_json(
+        http, f"{ledger.url}/api/admin/jobs/run", {"jobName": "backfill", "daoIds": ["a", "b"]}
+    )
+    assert status == 202
+    [command] = await commands(amqp, topology, 1)
+    assert (str(command.request_id), command.job_name, command.dao_ids) == (
+        body["data"]["requestId"],
+        "backfill",
+        ["a", "b"],
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"daoIds": []}',
+        b'{"daoIds": [""]}',
+        b'{"jobName": "A B"}',
+        b'{"force": true}',
+        b'{"jobName": 7}',
+    ],
+)
+async def test_run_refuses_a_malformed_body_with_a_400_and_publishes_nothing(
+    ledger: Ledger,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    body: bytes,
+) -> None:
+    async with http.post(
+        f"{ledger.url}/api/admin/jobs/run",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "BAD_REQUEST"
+    assert await commands(amqp, topology, 1, within_s=0.3) == []
+
+
+async def test_retry_failed_publishes_that_jobs_failed_daos_with_trigger_retry(
+    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    job = await insert_job(
+        ledger.pool,
+        started_at=NOW - timedelta(hours=1),
+        status="failed",
+        processed=1,
+        total=4,
+        failures=[("d2", "Aave", "timeout"), ("d9", "Lido", "HTTP 502"), ("d4", "Comp", "x")],
+        job_name="weekly-gvs-recalculation",
+    )
+    status, body = await post_json(http, f"{ledger.url}/api/admin/job-logs/{job}/retry-failed")
+    assert status == 202
+    [command] = await commands(amqp, topology, 1)
+    assert (str(command.request_id), command.trigger, command.dao_ids) == (
+        body["data"]["requestId"],
+        "retry",
+        ["d2", "d9", "d4"],
+    )
+    assert body["data"]["daoIds"] == ["d2", "d9", "d4"]
+
+
+async def test_retry_is_refused_with_409_when_nothing_failed_or_the_job_still_runs(
+    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    clean = await insert_job(ledger.pool, started_at=NOW, failures=None)
+    running = await insert_job(
+        ledger.pool, started_at=NOW, status="running", failures=[("d1", "Uni", "boom")]
+    )
+    assert await post_json(http, f"{ledger.url}/api/admin/job-logs/{clean}/retry-failed") == (
+        409,
+        error(409, "CONFLICT", "The job has no failed DAOs to retry"),
+    )
+    assert await post_json(http, f"{ledger.url}/api/admin/job-logs/{running}/retry-failed") == (
+        409,
+        error(409, "CONFLICT", "The job is still running; retry its failed DAOs once it finished"),
+    )
+    assert await commands(amqp, topology, 1, within_s=0.3) == []
+
+
+async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
+    database_url: str,
+    schema: str,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    unique: str,
+) -> None:
+    # Published to a queue that does not exist: the mandatory publish comes back unroutable.
+    channel = await publisher_channel(amqp)
+
+    async def publish_nowhere(command: RunRequested) -> None:
+        await channel.default_exchange.publish(
+            encode_command(command), routing_key=f"test.{unique}.absent", mandatory=True
+        )
+
+    pool = await ledger_pool(database_url, schema)
+    try:
+        async with served_ledger(pool, request_run=publish_nowhere) as served:
+            status, body = await post_json(http, f"{served.url}/api/admin/jobs/run")
+    finally:
+        await pool.close()
+        await channel.close()
+    assert (status, body) == (
+        503,
+        error(503, "UNAVAILABLE", "Could not hand the run request to the broker; try again"),
+    )
