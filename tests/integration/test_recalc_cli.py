@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
 from contracts import Topology
 from recalculator.guard import run_lock
+from tests.support.broker import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +37,7 @@ def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> di
         "DAO_TIMEOUT": "5s",
         "OUTBOX_DRAIN_TIMEOUT": "10s",
         "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }
 
 
@@ -134,3 +138,41 @@ async def test_a_setup_error_is_one_clear_line_and_exit_code_2(
     assert last.startswith("recalculator: ") and says in last
     assert "Traceback" not in err
     assert "secret-pw" not in err
+
+
+async def test_the_worker_stops_cleanly_on_sigterm(
+    env: dict[str, str], topology: Topology, amqp: AbstractRobustConnection
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recalculator",
+        "worker",
+        env={**env, "HEALTH_PORT": "0", "HEALTH_HOST": "127.0.0.1"},
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+
+        async def consumers() -> int:
+            channel = await amqp.channel()
+            try:
+                queue = await channel.declare_queue(topology.commands_queue, passive=True)
+                return int(queue.declaration_result.consumer_count or 0)
+            except aio_pika.exceptions.ChannelClosed:
+                return 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+
+        await eventually(consumers, lambda n: n == 1, timeout_s=30)
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    assert "SIGTERM received" in err.decode()
+    assert await consumers() == 0

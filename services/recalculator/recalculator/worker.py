@@ -41,7 +41,8 @@ class CommandConsumer:
         self._app = app
         self._channel = channel
         self._queue = queue
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # None is the "stop" sentinel put in by detach(), after the messages to give back.
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._consumer_tag: str | None = None
         self._stopping = False
         self.handled = 0
@@ -60,12 +61,17 @@ class CommandConsumer:
             await self._queue.cancel(self._consumer_tag)
         self._consumer_tag = None
         while not self._inbox.empty():
-            await self._inbox.get_nowait().nack(requeue=True)
+            waiting = self._inbox.get_nowait()
+            if waiting is not None:
+                await waiting.nack(requeue=True)
+        self._inbox.put_nowait(None)
 
     async def handle_forever(self) -> None:
-        """Handles messages one after another until cancelled."""
+        """Handles messages one after another; returns once detached and idle."""
         while True:
             message = await self._inbox.get()
+            if message is None:
+                return
             if self._stopping:
                 await message.nack(requeue=True)
                 continue
