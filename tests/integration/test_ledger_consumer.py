@@ -31,6 +31,7 @@ from contracts.events import (
     routing_key,
 )
 from contracts.topology import Topology
+from job_ledger.attachment import attachment_problem
 from job_ledger.consumer import EventConsumer
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
@@ -273,16 +274,16 @@ async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
     pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
 ) -> None:
     async with consuming(pool, amqp, declared) as (consumer, _):
-        assert await consumer.attachment_problem() is None
+        assert await attachment_problem(consumer) is None
         # What a broker restart has been seen to leave behind: the channel up, no consumer.
         assert consumer.channel is not None and consumer.consumer_tag is not None
         underlay = await consumer.channel.get_underlay_channel()
         await underlay.basic_cancel(consumer.consumer_tag)
-        problem = await consumer.attachment_problem()
+        problem = await attachment_problem(consumer)
         assert problem is not None and "not attached" in problem
 
         assert await consumer.reattach_if_lost() is True
-        assert await consumer.attachment_problem() is None
+        assert await attachment_problem(consumer) is None
         events = job_events(uuid.uuid4(), 5)
         await publish(amqp, declared, events)
         await eventually(lambda: stored_count(pool), lambda n: n == 5)

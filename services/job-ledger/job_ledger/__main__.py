@@ -27,6 +27,7 @@ from chassis.logs import configure_logging
 from chassis.migrations import MigrationError
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from chassis.settings import SettingsError, load_settings
+from job_ledger.attachment import watch_attachment
 from job_ledger.bootstrap import Ledger, bootstrap, open_broker, open_pool
 from job_ledger.config import Settings
 from job_ledger.dead_letters import list_dead_letters, replay_dead_letters
@@ -95,7 +96,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         await ledger.consumer.start()
         tasks = {
             asyncio.create_task(ledger.consumer.run(), name="consumer"),
-            asyncio.create_task(ledger.consumer.watch(), name="consumer-watch"),
+            asyncio.create_task(watch_attachment(ledger.consumer), name="consumer-watch"),
             asyncio.create_task(ledger.watchdog.run(), name="watchdog"),
             asyncio.create_task(ledger.relay.run(), name="outbox-relay"),
         }

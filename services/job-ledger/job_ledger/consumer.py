@@ -114,6 +114,18 @@ class EventConsumer:
     def consumer_tag(self) -> str | None:
         return self._consumer_tag
 
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        return self._connection
+
+    @property
+    def queue_name(self) -> str:
+        return self._spec.name
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)
 
@@ -276,34 +288,12 @@ class EventConsumer:
             return
         metrics.DEAD_LETTERED.labels(cause).inc()
 
-    async def attachment_problem(self) -> str | None:
-        """None while this process consumes the queue, else what is wrong (for ``/readyz``).
-
-        A robust connection has been seen to come back from a broker restart without its
-        consumer, so this asks both our channel and the broker.
-        """
-        if self._stopping:
-            return "stopping"
-        if self._channel is None or self._consumer_tag is None:
-            return "consumer not started"
-        if self._connection.is_closed:
-            return "broker connection closed"
-        underlay = await self._channel.get_underlay_channel()
-        if not _has_consumer(underlay, self._consumer_tag):
-            return f"consumer {self._consumer_tag} is not attached to {self._spec.name}"
-        async with await self._connection.channel() as probe:
-            declared = await probe.declare_queue(self._spec.name, passive=True)
-        result = declared.declaration_result
-        if (result.consumer_count or 0) < 1:
-            return f"the broker sees no consumer on {self._spec.name}"
-        return None
-
     async def reattach_if_lost(self) -> bool:
         """Consume again if our consumer is gone while the connection is up; True if it did."""
         if self._stopping or self._queue is None or self._connection.is_closed:
             return False
         underlay = await self._channel.get_underlay_channel() if self._channel else None
-        if underlay is None or _has_consumer(underlay, self._consumer_tag):
+        if underlay is None or has_consumer(underlay, self._consumer_tag):
             return False
         log.warning("consumer %s was lost; consuming again", self._consumer_tag)
         if self._consumer_tag is not None:
@@ -314,17 +304,8 @@ class EventConsumer:
         self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         return True
 
-    async def watch(self, interval_s: float = 5.0) -> None:
-        """Every ``interval_s``, re-attach a lost consumer; runs until cancelled."""
-        while not self._stopping:
-            await asyncio.sleep(interval_s)
-            try:
-                await asyncio.wait_for(self.reattach_if_lost(), timeout=max(interval_s, 5.0))
-            except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
-                log.warning("could not check the consumer: %s", exc)
 
-
-def _has_consumer(channel: object, tag: str | None) -> bool:
+def has_consumer(channel: object, tag: str | None) -> bool:
     # aiormq's channel keeps the consumers the broker confirmed and drops one the broker
     # cancels; the abstract type does not declare the attribute.
     consumers = getattr(channel, "consumers", {})
