@@ -40,3 +40,49 @@ DISPLAY_FILTERS: dict[str, Callable[..., Any]] = {
     "moment": moment,
     "percent": percent,
 }
+
+
+def event_summary(event_type: str, payload: dict[str, Any]) -> str:
+    """Return one line saying what an event reports, for the timeline (escaped by Jinja).
+
+    Reads the payload defensively: a field missing from a stored payload shows as ``?``
+    rather than breaking the page.
+    """
+
+    def get(key: str) -> Any:
+        value = payload.get(key)
+        return "?" if value is None else value
+
+    if event_type == "JobStarted":
+        return f"started: {get('daos_total')} DAOs, trigger {get('trigger')}"
+    if event_type == "DaoProcessed":
+        return (
+            f"{get('dao_name')} ({get('dao_id')}): score {get('score')} in {get('duration_ms')}ms"
+        )
+    if event_type == "DaoFailed":
+        return (
+            f"{get('dao_name')} ({get('dao_id')}) failed after {get('attempts')} attempts:"
+            f" {get('error')}"
+        )
+    if event_type == "JobFinished":
+        text = (
+            f"{get('status')}: {get('daos_processed')} of {get('daos_total')} processed,"
+            f" {get('daos_failed')} failed, cache invalidated: {get('cache_invalidated')}"
+        )
+        fatal = payload.get("fatal_error")
+        return f"{text}; fatal error: {fatal}" if fatal else text
+    if event_type == "JobAbandoned":
+        return (
+            f"abandoned: no event since {get('last_event_at')}"
+            f" (stale after {get('stale_after_s')}s)"
+        )
+    if event_type == "JobMissed":
+        return f"missed the slot {get('scheduled_for')} (grace {get('grace_s')}s)"
+    if event_type == "NotificationSent":
+        return f"{get('channel')} {get('kind')} alert sent after {get('attempts')} attempts"
+    if event_type == "NotificationFailed":
+        return (
+            f"{get('channel')} {get('kind')} alert failed after {get('attempts')} attempts:"
+            f" {get('error')}"
+        )
+    return ", ".join(f"{k}={v}" for k, v in payload.items())

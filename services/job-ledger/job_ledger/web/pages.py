@@ -1,22 +1,163 @@
-"""The admin pages (placeholder until the pages land)."""
+"""The admin pages: the run history with its chart and statistics, and one job in detail.
+
+Every page needs a session (else a redirect to the login form); every form needs the
+session's CSRF token (else a 403 page). Forms post, then redirect to a page that shows the
+outcome (post-redirect-get), so a reload never asks for a second run.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from job_ledger.web.auth import LoginThrottle, SessionKeys
+from job_ledger.web import commands, queries
+from job_ledger.web.auth import Session
+from job_ledger.web.charts import runs_chart
 from job_ledger.web.context import WebContext
+from job_ledger.web.display import event_summary
+from job_ledger.web.errors import ApiError
+from job_ledger.web.figures import job_stats, progress_of
+from job_ledger.web.guard import (
+    CsrfRefused,
+    PageSettings,
+    check_csrf,
+    clear_flash,
+    csrf_refused_page,
+    redirect_with_flash,
+    session_of,
+    take_flash,
+)
+from job_ledger.web.login import login_routes
+from job_ledger.web.params import parse_job_name, parse_uuid
+from job_ledger.web.templating import render_error_page, render_page
 
-
-@dataclass(frozen=True)
-class PageSettings:
-    password: str
-    keys: SessionKeys
-    throttle: LoginThrottle
-    secure_cookies: bool
+HISTORY_RUNS = 30
+TIMELINE_EVENTS = 500
+REFRESH_WHILE_RUNNING_S = 5
 
 
 def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
-    return []
+    """Return the ``/admin`` routes: login, logout, history, detail and the two forms."""
+
+    async def page(
+        request: Request, session: Session, name: str, context: dict[str, Any]
+    ) -> Response:
+        flash = take_flash(request, settings)
+        response = await render_page(
+            name, {**context, "flash": flash, "csrf_token": settings.keys.csrf_token(session)}
+        )
+        clear_flash(request, response, settings)
+        return response
+
+    async def home(_: Request) -> Response:
+        return RedirectResponse("/admin/jobs", status_code=303)
+
+    async def history(request: Request) -> Response:
+        session = session_of(request, settings)
+        if isinstance(session, Response):
+            return session
+        try:
+            job_name = parse_job_name(request.query_params.get("jobName"))
+        except ApiError as exc:
+            return await render_error_page(400, exc.message)
+        now = ctx.clock()
+        async with ctx.pool.acquire() as conn:
+            jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
+            runs = await queries.recent_runs(conn, job_name)
+            last_success = await queries.last_success_at(conn, job_name)
+        return await page(
+            request,
+            session,
+            "jobs.html",
+            {
+                "jobs": jobs,
+                "job_name": job_name,
+                "stats": job_stats(runs, last_success),
+                "chart": runs_chart(jobs, now),
+                "progress": {j.id: progress_of(j, now) for j in jobs},
+            },
+        )
+
+    async def detail(request: Request) -> Response:
+        session = session_of(request, settings)
+        if isinstance(session, Response):
+            return session
+        try:
+            job_id = parse_uuid(request.path_params["id"])
+        except ApiError as exc:
+            return await render_error_page(400, exc.message)
+        async with ctx.pool.acquire() as conn:
+            job = await queries.job_log(conn, job_id)
+            if job is None:
+                return await render_error_page(404, "The ledger has no job with this id (yet).")
+            events, total = await queries.job_events(conn, job_id, TIMELINE_EVENTS, 0)
+        progress = progress_of(job, ctx.clock())
+        return await page(
+            request,
+            session,
+            "job.html",
+            {
+                "job": job,
+                "progress": progress,
+                "refresh_s": REFRESH_WHILE_RUNNING_S if job.status == "running" else None,
+                "groups": queries.group_failures(job.errors),
+                "events": [(e, event_summary(e.event_type, e.payload)) for e in events],
+                "events_total": total,
+            },
+        )
+
+    async def start_run(request: Request) -> Response:
+        session = session_of(request, settings)
+        if isinstance(session, Response):
+            return session
+        async with request.form(max_files=0, max_fields=10) as form:
+            try:
+                check_csrf(form, session, settings)
+            except CsrfRefused:
+                return await csrf_refused_page()
+            back = str(form.get("back") or "")
+        target = back if back.startswith("/admin/jobs") and "//" not in back else "/admin/jobs"
+        try:
+            command = await commands.request_new_run(ctx)
+        except ApiError as exc:
+            return redirect_with_flash(target, exc.message, "error", settings)
+        return redirect_with_flash(target, f"Run requested: {command.request_id}", "ok", settings)
+
+    async def retry_failed(request: Request) -> Response:
+        session = session_of(request, settings)
+        if isinstance(session, Response):
+            return session
+        async with request.form(max_files=0, max_fields=10) as form:
+            try:
+                check_csrf(form, session, settings)
+            except CsrfRefused:
+                return await csrf_refused_page()
+        try:
+            job_id = parse_uuid(request.path_params["id"])
+        except ApiError as exc:
+            return await render_error_page(400, exc.message)
+        target = f"/admin/jobs/{job_id}"
+        try:
+            command = await commands.request_retry(ctx, job_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                return await render_error_page(404, exc.message)
+            return redirect_with_flash(target, exc.message, "error", settings)
+        return redirect_with_flash(
+            target,
+            f"Retry requested: {command.request_id} ({len(command.dao_ids or [])} DAOs)",
+            "ok",
+            settings,
+        )
+
+    return [
+        *login_routes(settings),
+        Route("/admin", home, methods=["GET"]),
+        Route("/admin/jobs", history, methods=["GET"]),
+        Route("/admin/jobs/run", start_run, methods=["POST"]),
+        Route("/admin/jobs/{id}", detail, methods=["GET"]),
+        Route("/admin/jobs/{id}/retry-failed", retry_failed, methods=["POST"]),
+    ]
