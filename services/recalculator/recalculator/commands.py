@@ -13,6 +13,7 @@ from rich.console import Console
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 
 from chassis.broker import connect, declare_topology
+from chassis.health import health_app, serve_http
 from chassis.lifecycle import stop_event_on_signals
 from contracts import RunRequested
 from contracts.events import Trigger
@@ -111,7 +112,8 @@ async def trigger_run(settings: Settings, trigger: Trigger, dao_ids: list[str] |
 
 async def run_cron(settings: Settings) -> int:
     """Publishes a RunRequested at each slot until SIGTERM; each publish is retried for up to
-    10 minutes, then given up with an error log (the ledger then reports the slot missed)."""
+    10 minutes, then given up with an error log (the ledger then reports the slot missed).
+    Serves ``/healthz``, ``/readyz`` and ``/metrics`` on ``HEALTH_PORT`` meanwhile."""
     stop = stop_event_on_signals()
     connection = await connect(
         settings.amqp_url.get_secret_value(),
@@ -139,7 +141,13 @@ async def run_cron(settings: Settings) -> int:
             except Exception:
                 log.exception("could not publish the RunRequested of slot %s", iso)
 
-        await run_schedule(settings.job_schedule, fire, stop)
+        async def broker_connected() -> str | None:
+            return None if not connection.is_closed else "not connected to RabbitMQ"
+
+        # The cron container needs a health check like every other one.
+        app = health_app({"broker": broker_connected})
+        async with serve_http(app, settings.health_host, settings.health_port):
+            await run_schedule(settings.job_schedule, fire, stop)
     finally:
         await connection.close()
     return 0
