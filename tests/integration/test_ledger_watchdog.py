@@ -47,6 +47,8 @@ def watchdog(pool: asyncpg.Pool, topology: Topology, clock: Clock, **overrides: 
     options: dict[str, object] = {
         "job_name": "weekly-gvs-recalculation",
         "schedule": "0 0 * * 1",
+        # The fake clock lives in the past of the real install time of the test schema.
+        "watching_since": datetime(2000, 1, 1, tzinfo=UTC),
         "grace": GRACE,
         "stale_after": STALE_AFTER,
         "interval": timedelta(seconds=1),
@@ -160,3 +162,18 @@ async def test_the_first_check_looks_back_no_further_than_the_lookback(
     # Slots at -3h (excluded: the lookback starts there), -2h and -1h; the current one is in grace.
     assert report.missed == [clock.now - timedelta(hours=2), clock.now - timedelta(hours=1)]
     assert await pending_count(pool) == 2
+
+
+async def test_slots_before_the_ledger_was_installed_are_never_reported_missed(
+    pool: asyncpg.Pool, topology: Topology
+) -> None:
+    installed = await pool.fetchval("SELECT min(applied_at) FROM schema_migrations")
+    clock = Clock(installed + timedelta(hours=3))
+    dog = watchdog(pool, topology, clock, schedule="0 * * * *", watching_since=None)
+
+    report = await dog.check_once()
+
+    # Hourly slots: the week before the install stays silent; the slots after it whose grace
+    # (1h) is over are reported, once each.
+    first = installed.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    assert report.missed == [first, first + timedelta(hours=1)]

@@ -80,6 +80,7 @@ class Watchdog:
         interval: timedelta,
         clock: Callable[[], datetime] = utc_now,
         lookback: timedelta = FIRST_START_LOOKBACK,
+        watching_since: datetime | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
@@ -91,6 +92,7 @@ class Watchdog:
         self._interval_s = interval.total_seconds()
         self._clock = clock
         self._lookback = min(lookback, FIRST_START_LOOKBACK)
+        self._watching_since = watching_since
         self._on_enqueued = on_enqueued
 
     async def run(self) -> None:
@@ -153,7 +155,8 @@ class Watchdog:
     async def check_schedule(self) -> tuple[list[datetime], list[datetime]]:
         """Check every slot whose grace has passed since the last check; ``(started, missed)``.
 
-        The first check ever looks back at most ``lookback``; later ones resume after the last
+        The first check ever looks back at most ``lookback``, and never before the ledger was
+        installed (its first migration, or ``watching_since``); later ones resume after the last
         slot recorded in ``schedule_checks``, so a restart neither repeats nor skips a slot.
         """
         now = self._clock()
@@ -169,7 +172,14 @@ class Watchdog:
                 "SELECT max(scheduled_for) FROM schedule_checks WHERE job_name = $1",
                 self._job_name,
             )
-            slots = croniter(self._schedule, cursor or now - self._lookback)
+            if cursor is None:
+                # Slots from before the ledger was installed are none of its business: a fresh
+                # install on a Tuesday must not greet the admin with "Monday's run was missed".
+                since = self._watching_since or await conn.fetchval(
+                    "SELECT min(applied_at) FROM schema_migrations"
+                )
+                cursor = max(now - self._lookback, since or now)
+            slots = croniter(self._schedule, cursor)
             for _ in range(MAX_SLOTS_PER_CHECK):
                 slot = slots.get_next(datetime).astimezone(UTC)
                 if slot + self._grace > now:
