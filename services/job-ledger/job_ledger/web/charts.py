@@ -15,7 +15,7 @@ from job_ledger.web.display import human_duration, moment
 from job_ledger.web.queries import JobLog
 
 WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 44, 16, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 76, 16, 28
 COLOURS = {"completed": "#1a7f37", "failed": "#cf222e", "running": "#0969da"}
 FAILURE_COLOUR = "#9a6700"
 
@@ -65,7 +65,8 @@ def runs_chart(jobs: list[JobLog], now: datetime) -> Markup:
             f" {job.daos_processed} of {job.daos_total} processed, {failed} failed"
         )
         parts.append(
-            f'<a href="/admin/jobs/{escape(str(job.id))}"><rect class="bar {escape(job.status)}"'
+            f'<a href="/admin/jobs/{escape(str(job.id))}">'
+            f'<rect class="run-bar {escape(job.status)}"'
             f' x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{max(h, 1):.1f}"'
             f' fill="{COLOURS.get(job.status, "#8c959f")}">'
             f"<title>{escape(label)}</title></rect></a>"
