@@ -1,0 +1,356 @@
+"""The whole stack as processes, on names of its own: the campaign's unit of isolation.
+
+A :class:`Stack` owns three Postgres schemas and one set of broker names that nobody else
+uses (``chaos_<id>_*``, ``chaos.<id>.*``), so a campaign never touches the demo's data or
+another test's, and drops them all when it closes. It writes a DAO registry and a matching
+governance file (the ``file`` source), imports the registry, and runs the real console
+scripts (``job-ledger serve``, ``notifier serve``, ``recalculator worker``) with fake Resend
+and Slack servers on loopback. Each service's ``DATABASE_URL`` / ``AMQP_URL`` can be pointed
+at a proxy, to fault one link at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+import aio_pika
+import asyncpg
+
+from contracts.topology import Topology
+from tests.chaos.providers import CountingResend, CountingSlack
+from tests.support.broker import eventually
+from tests.support.processes import SCRIPTS, ServiceProcess, free_port, wait_http_ok
+
+Service = Literal["ledger", "notifier", "worker"]
+PASSWORD = "chaos-admin-password-0123456789"
+RESEND_KEY = "re_chaos_key"
+
+# Variables a developer's shell may hold that would change what the services do.
+_SCRUBBED = (
+    "DATABASE_URL AMQP_URL EVENTS_EXCHANGE LEDGER_QUEUE NOTIFIER_QUEUE COMMANDS_QUEUE "
+    "RECALC_SCHEMA LEDGER_SCHEMA NOTIFIER_SCHEMA RESEND_API_KEY RESEND_API_URL SLACK_WEBHOOK_URL "
+    "EMAIL_TRANSPORT CACHE_REVALIDATE_URL GOVERNANCE_SOURCE GOVERNANCE_DATA ADMIN_PASSWORD "
+    "JOB_STALE_AFTER WATCHDOG_INTERVAL HEALTH_PORT HTTP_PORT"
+).split()
+
+
+@dataclass(frozen=True)
+class Names:
+    """Everything a stack names in Postgres and RabbitMQ."""
+
+    run_id: str
+
+    @classmethod
+    def fresh(cls) -> Names:
+        return cls(uuid.uuid4().hex[:10])
+
+    @property
+    def recalc_schema(self) -> str:
+        return f"chaos_{self.run_id}_recalc"
+
+    @property
+    def ledger_schema(self) -> str:
+        return f"chaos_{self.run_id}_ledger"
+
+    @property
+    def notifier_schema(self) -> str:
+        return f"chaos_{self.run_id}_notifier"
+
+    @property
+    def topology(self) -> Topology:
+        prefix = f"chaos.{self.run_id}"
+        return Topology(
+            exchange=f"{prefix}.events",
+            ledger_queue=f"{prefix}.job-ledger.events",
+            notifier_queue=f"{prefix}.notifier.events",
+            commands_queue=f"{prefix}.recalculator.commands",
+        )
+
+
+def write_dataset(folder: Path, daos: int, missing_every: int = 100) -> tuple[Path, Path]:
+    """Write ``daos.json`` and ``governance.json``; every ``missing_every``-th DAO has no
+    governance data, so a run has real per-DAO failures (1 %: the run still completes).
+    Returns both paths. Overwrites."""
+    registry = [
+        {"id": f"dao-{i:05d}", "name": f"Chaos DAO {i}", "snapshot_space": f"chaos{i}.eth"}
+        for i in range(daos)
+    ]
+    proposals = [
+        {
+            "id": f"0x{n}",
+            "created": f"2025-05-{10 + n:02d}T12:00:00Z",
+            "end": f"2025-05-{15 + n:02d}T12:00:00Z",
+            "state": "closed",
+            "votes": 40 + n,
+            "scores_total": 1000.0,
+            "choices": ["For", "Against"],
+            "scores": [700.0, 300.0],
+        }
+        for n in range(2)
+    ]
+    governance = {
+        "as_of": "2025-06-02T00:00:00Z",
+        "daos": {
+            d["id"]: {"followers_count": 500, "proposals": proposals}
+            for i, d in enumerate(registry)
+            if (i + 1) % missing_every
+        },
+    }
+    daos_path, governance_path = folder / "daos.json", folder / "governance.json"
+    daos_path.write_text(json.dumps(registry))
+    governance_path.write_text(json.dumps(governance))
+    return daos_path, governance_path
+
+
+@dataclass
+class StackOptions:
+    """What a scenario changes in the stack: link URLs per service and extra settings."""
+
+    database_urls: dict[Service, str] = field(default_factory=dict)
+    amqp_urls: dict[Service, str] = field(default_factory=dict)
+    env: dict[Service, dict[str, str]] = field(default_factory=dict)
+
+
+class Stack:
+    """The three services on their own names; ``async with`` creates and removes it all."""
+
+    def __init__(
+        self,
+        work: Path,
+        database_url: str,
+        amqp_url: str,
+        dataset: tuple[Path, Path],
+        options: StackOptions | None = None,
+    ) -> None:
+        self.names = Names.fresh()
+        self.work = work / self.names.run_id
+        self.database_url = database_url
+        self.amqp_url = amqp_url
+        self.daos_path, self.governance_path = dataset
+        self.options = options or StackOptions()
+        self.resend = CountingResend(RESEND_KEY)
+        self.slack = CountingSlack()
+        self.ports: dict[Service, int] = {s: free_port() for s in ("ledger", "notifier", "worker")}
+        self.processes: dict[Service, ServiceProcess] = {}
+        self.pool: asyncpg.Pool | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        self.work.mkdir(parents=True, exist_ok=True)
+        await self._stack.enter_async_context(self.resend)
+        await self._stack.enter_async_context(self.slack)
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
+        for service in ("ledger", "notifier", "worker"):
+            argv = {
+                "ledger": ["job-ledger", "serve", "--port", str(self.ports["ledger"])],
+                "notifier": ["notifier", "serve", "--port", str(self.ports["notifier"])],
+                "worker": ["recalculator", "worker"],
+            }[service]
+            self.processes[service] = ServiceProcess(service, argv, self.env(service), self.work)
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await asyncio.gather(
+                *(p.stop() for p in self.processes.values()), return_exceptions=True
+            )
+            await self._stack.aclose()
+        finally:
+            await self.remove()
+
+    async def remove(self) -> None:
+        """Drop the schemas, the queues and the exchange. Idempotent."""
+        if self.pool is not None:
+            for name in (
+                self.names.recalc_schema,
+                self.names.ledger_schema,
+                self.names.notifier_schema,
+            ):
+                with contextlib.suppress(asyncpg.PostgresError, OSError):
+                    await self.pool.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            await self.pool.close()
+            self.pool = None
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
+            connection = await aio_pika.connect(self.amqp_url, timeout=10)
+            try:
+                topology = self.names.topology
+                for spec in topology.queues():
+                    for name in (spec.name, spec.dead_letter_queue):
+                        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                            await (await connection.channel()).queue_delete(name)
+                with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                    await (await connection.channel()).exchange_delete(topology.exchange)
+            finally:
+                await connection.close()
+
+    def env(self, service: Service) -> dict[str, str]:
+        """The exact environment ``service`` runs with (the shell's settings scrubbed)."""
+        topology = self.names.topology
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env.update(
+            DATABASE_URL=self.options.database_urls.get(service, self.database_url),
+            AMQP_URL=self.options.amqp_urls.get(service, self.amqp_url),
+            EVENTS_EXCHANGE=topology.exchange,
+            LEDGER_QUEUE=topology.ledger_queue,
+            NOTIFIER_QUEUE=topology.notifier_queue,
+            COMMANDS_QUEUE=topology.commands_queue,
+            RECALC_SCHEMA=self.names.recalc_schema,
+            LEDGER_SCHEMA=self.names.ledger_schema,
+            NOTIFIER_SCHEMA=self.names.notifier_schema,
+            LOG_FORMAT="json",
+            LOG_LEVEL="INFO",
+            CONNECT_TIMEOUT="30s",
+            # A yearly slot that has long passed: no JobMissed noise in a fresh schema.
+            JOB_SCHEDULE="0 0 1 1 *",
+            JOB_GRACE="1h",
+            ADMIN_PASSWORD=PASSWORD,
+            GOVERNANCE_SOURCE="file",
+            GOVERNANCE_DATA=str(self.governance_path),
+            DAO_CONCURRENCY="16",
+            DAO_RETRIES="0",
+            RESEND_API_KEY=RESEND_KEY,
+            RESEND_API_URL=self.resend.url,
+            SLACK_WEBHOOK_URL=self.slack.webhook_url,
+            EMAIL_TRANSPORT="resend",
+            NOTIFY_TIMEOUT="2s",
+            NOTIFY_BACKOFF_MAX="1s",
+            NOTIFY_RESUME_INTERVAL="1s",
+            HEALTH_HOST="127.0.0.1",
+            HEALTH_PORT=str(self.ports[service]),
+            SHUTDOWN_GRACE="5s",
+        )
+        env.update(self.options.env.get(service, {}))
+        return env
+
+    # --- processes --------------------------------------------------------------------
+
+    def url(self, service: Service, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    async def start(self, *services: Service, ready: bool = True) -> None:
+        """Start each service (again), and wait for ``/readyz`` when ``ready``."""
+        for service in services:
+            await self.processes[service].start()
+        if ready:
+            for service in services:
+                await wait_http_ok(
+                    self.url(service, "/readyz"), self.processes[service], timeout_s=60
+                )
+
+    async def kill(self, service: Service) -> None:
+        await self.processes[service].kill()
+
+    async def cli(
+        self, service: Service, *args: str, timeout_s: float = 180
+    ) -> tuple[int, str, str]:
+        """Run a one-shot command of ``service``'s script; returns (exit code, stdout, stderr)."""
+        script = {"ledger": "job-ledger", "notifier": "notifier", "worker": "recalculator"}
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPTS / script[service]),
+            *args,
+            env=self.env(service),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async def import_daos(self) -> None:
+        """``recalculator daos import`` of the stack's registry; raises on a non-zero exit."""
+        code, out, err = await self.cli("worker", "daos", "import", str(self.daos_path))
+        if code != 0:
+            raise RuntimeError(f"daos import failed ({code}): {out}{err}")
+
+    async def trigger(self, dao_ids: list[str] | None = None) -> uuid.UUID:
+        """``recalculator trigger`` (of ``dao_ids`` only, when given); returns the request id
+        it printed. Raises ``RuntimeError`` on a non-zero exit."""
+        daos = [arg for dao in dao_ids or [] for arg in ("--dao", dao)]
+        code, out, err = await self.cli("worker", "trigger", "--trigger", "manual", *daos)
+        if code != 0:
+            raise RuntimeError(f"trigger failed ({code}): {err}")
+        return uuid.UUID(out.strip().splitlines()[-1])
+
+    # --- reading the stack's own tables ------------------------------------------------
+
+    async def scalar(self, query: str, *args: object) -> int:
+        """One integer from a query; ``{recalc}``, ``{ledger}``, ``{notifier}`` are the
+        stack's schemas. Returns -1 while the database cannot answer (a restart)."""
+        assert self.pool is not None
+        sql = query.format(
+            recalc=f'"{self.names.recalc_schema}"',
+            ledger=f'"{self.names.ledger_schema}"',
+            notifier=f'"{self.names.notifier_schema}"',
+        )
+        try:
+            return int(await self.pool.fetchval(sql, *args) or 0)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            return -1
+
+    async def wait_for(self, query: str, accept: int, timeout_s: float) -> int:
+        """Poll ``query`` until it returns ``accept``; AssertionError with the last value."""
+        return await eventually(
+            lambda: self.scalar(query), lambda n: n == accept, timeout_s, interval_s=0.5
+        )
+
+    async def text(self, query: str, *args: object) -> str | None:
+        """One value as text (None for no row or while the database cannot answer)."""
+        assert self.pool is not None
+        sql = query.format(
+            recalc=f'"{self.names.recalc_schema}"', ledger=f'"{self.names.ledger_schema}"'
+        )
+        try:
+            value = await self.pool.fetchval(sql, *args)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            return None
+        return None if value is None else str(value)
+
+    async def jobs_finished(self) -> int:
+        return await self.scalar("SELECT count(*) FROM {recalc}.jobs WHERE status <> 'running'")
+
+    async def stored(self) -> int:
+        return await self.scalar("SELECT count(*) FROM {ledger}.job_events")
+
+    async def wait_quiet(self, timeout_s: float) -> None:
+        """Wait until every outbox is empty, the ledger holds every published event and no
+        delivery is pending. Raises AssertionError naming what did not settle."""
+        checks: Mapping[str, str] = {
+            "recalc outbox": "SELECT count(*) FROM {recalc}.outbox WHERE sent_at IS NULL",
+            "ledger outbox": "SELECT count(*) FROM {ledger}.outbox WHERE sent_at IS NULL",
+            "notifier outbox": "SELECT count(*) FROM {notifier}.outbox WHERE sent_at IS NULL",
+            "pending deliveries": (
+                "SELECT count(*) FROM {notifier}.deliveries WHERE state = 'pending'"
+            ),
+            "events not in the ledger": (
+                "SELECT count(*) FROM (SELECT message_id FROM {recalc}.outbox"
+                " UNION SELECT message_id FROM {notifier}.outbox"
+                " UNION SELECT message_id FROM {ledger}.outbox) o"
+                " WHERE NOT EXISTS (SELECT 1 FROM {ledger}.job_events e"
+                " WHERE e.event_id::text = o.message_id)"
+            ),
+        }
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        for name, query in checks.items():
+            left = max(1.0, deadline - loop.time())
+            try:
+                await self.wait_for(query, 0, left)
+            except AssertionError as exc:
+                raise AssertionError(f"{name} did not settle: {exc}") from None
