@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -284,10 +285,10 @@ async def _publish_window(
     # A semaphore, not asyncio.wait over the window: that re-arms every pending future per
     # message and costs more CPU than the publishing itself.
     slots = asyncio.Semaphore(window)
-    pending: set[asyncio.Future[object]] = set()
+    pending: set[asyncio.Future[Any]] = set()
     errors: list[BaseException] = []
 
-    def settled(future: asyncio.Future[object]) -> None:
+    def settled(future: asyncio.Future[Any]) -> None:
         slots.release()
         pending.discard(future)
         if not future.cancelled() and future.exception() is not None:

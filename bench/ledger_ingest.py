@@ -283,7 +283,8 @@ async def run(
             result.figures.append(
                 Figure(
                     CATCH_UP,
-                    f"seconds to fold a {backlog_events:,}-event backlog (limit: ingest limit, scaled)",
+                    f"seconds to fold a {backlog_events:,}-event backlog"
+                    " (limit: the ingest limit, scaled)",
                     "s",
                     ours_s,
                     limit_s,
@@ -329,4 +330,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -1,0 +1,245 @@
+"""Stage 5, alert latency: JobFinished published → request at a loopback Resend, one job at a time.
+
+The limit: ``python -m bench.bare alert``, a bare aio-pika consumer that posts one email
+request per JobFinished. Ours: the real ``notifier serve`` with ``RESEND_API_URL`` on the same
+loopback server. Each JobFinished is published (persistent, mandatory, confirmed) and the next
+one only after its request arrived, so the figures are latencies, not queueing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import orjson
+from aiohttp import web
+
+from bench.common import (
+    Endpoints,
+    Figure,
+    ServiceProcess,
+    StageResult,
+    free_port,
+    log_directory,
+    scratch_schema,
+    scratch_topology,
+    service_env,
+    started,
+    wait_until_http_ok,
+)
+from chassis.broker import connect, publisher_channel
+from contracts.topology import Topology
+
+STAGE = "alert latency"
+DEFAULT_JOBS = 200
+JOB_NAME = "weekly-gvs-recalculation"
+
+
+class LoopbackResend:
+    """A loopback ``POST /emails`` that answers like Resend and notes when each job's request
+    arrived (by the job id in its ``Idempotency-Key``, else in its body)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self._waiters: dict[str, asyncio.Future[float]] = {}
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _emails(self, request: web.Request) -> web.Response:
+        at = time.perf_counter()
+        body = await request.read()
+        text = request.headers.get("Idempotency-Key", "") + body.decode(errors="replace")
+        for job_id, waiter in list(self._waiters.items()):
+            if job_id in text and not waiter.done():
+                waiter.set_result(at)
+        return web.json_response({"id": str(uuid.uuid4())})
+
+    def expect(self, job_id: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiters[job_id] = future
+        return future
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[LoopbackResend]:
+        app = web.Application()
+        app.router.add_post("/emails", self._emails)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(runner.addresses[0][1])
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+def job_finished(job_id: str) -> aio_pika.Message:
+    event_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    body = orjson.dumps(
+        {
+            "event_id": event_id,
+            "event_type": "JobFinished",
+            "schema_version": 1,
+            "job_id": job_id,
+            "job_name": JOB_NAME,
+            "sequence": 21,
+            "occurred_at": now.isoformat(),
+            "payload": {
+                "status": "completed",
+                "daos_total": 20,
+                "daos_processed": 20,
+                "daos_failed": 0,
+                "duration_ms": 4200,
+                "cache_invalidated": True,
+                "fatal_error": None,
+                "failures": [],
+            },
+        }
+    )
+    return aio_pika.Message(
+        body=body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=event_id,
+        type="JobFinished",
+        timestamp=now,
+        headers={"schema_version": 1},
+    )
+
+
+async def latencies(
+    endpoints: Endpoints, topology: Topology, resend: LoopbackResend, jobs: int
+) -> list[float]:
+    """Publish ``jobs`` JobFinished one after the other; return each one's latency in ms."""
+    connection = await connect(endpoints.amqp_url, name="bench-alerts")
+    try:
+        channel = await publisher_channel(connection)
+        exchange = await channel.get_exchange(topology.exchange, ensure=False)
+        found: list[float] = []
+        for _ in range(jobs):
+            job_id = str(uuid.uuid4())
+            arrived = resend.expect(job_id)
+            sent = time.perf_counter()
+            await exchange.publish(job_finished(job_id), f"{JOB_NAME}.job.finished", mandatory=True)
+            found.append((await asyncio.wait_for(arrived, 30) - sent) * 1000)
+        await channel.close()
+        return found
+    finally:
+        await connection.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def run(
+    endpoints: Endpoints, jobs: int = DEFAULT_JOBS, log_dir: Path | None = None
+) -> StageResult:
+    """Measure the bare consumer then the notifier over ``jobs`` jobs each."""
+    result = StageResult(STAGE)
+    resend = LoopbackResend()
+    with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+        async with resend.serving():
+            async with scratch_topology(endpoints.amqp_url, "alert-bare") as topology:
+                bare = ServiceProcess(
+                    "bare-alert",
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.bare",
+                        "alert",
+                        "--queue",
+                        topology.notifier_queue,
+                        "--resend-url",
+                        resend.url,
+                    ],
+                    service_env(endpoints, topology),
+                    logs,
+                )
+                async with started(bare):
+                    await _warm_up(endpoints, topology, resend)
+                    limit = await latencies(endpoints, topology, resend, jobs)
+            async with (
+                scratch_topology(endpoints.amqp_url, "alert") as topology,
+                scratch_schema(endpoints.database_url, "alert") as schema,
+            ):
+                env = service_env(
+                    endpoints,
+                    topology,
+                    notifier_schema=schema,
+                    resend_api_key="re_bench",
+                    resend_api_url=resend.url,
+                    alert_email_to="ops@example.test",
+                    admin_base_url="https://admin.example.test",
+                    health_host="127.0.0.1",
+                )
+                port = free_port()
+                notifier = ServiceProcess(
+                    "notifier", ["notifier", "serve", "--port", str(port)], env, logs
+                )
+                async with started(notifier):
+                    await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", notifier)
+                    await _warm_up(endpoints, topology, resend)
+                    ours = await latencies(endpoints, topology, resend, jobs)
+    limit_p50, ours_p50 = statistics.median(limit), statistics.median(ours)
+    limit_p99, ours_p99 = percentile(limit, 0.99), percentile(ours, 0.99)
+    result.figures += [
+        Figure(
+            STAGE,
+            f"p50 ms, JobFinished → Resend request, {jobs} jobs",
+            "ms",
+            ours_p50,
+            limit_p50,
+            2.0,
+            higher_is_better=False,
+            goal_text="≤ 2× the limit's",
+        ),
+        Figure(
+            STAGE,
+            "p99 ms",
+            "ms",
+            ours_p99,
+            limit_p99,
+            None,
+            higher_is_better=False,
+            goal_text="(reported)",
+        ),
+    ]
+    result.details.append(
+        f"alert latency: limit p50 {limit_p50:.1f} ms p99 {limit_p99:.1f} ms;"
+        f" ours p50 {ours_p50:.1f} ms p99 {ours_p99:.1f} ms"
+    )
+    return result
+
+
+async def _warm_up(endpoints: Endpoints, topology: Topology, resend: LoopbackResend) -> None:
+    # The consumer may attach a moment after its process reports healthy; the first job
+    # waits for that, and its latency is not counted.
+    await latencies(endpoints, topology, resend, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
+    args = parser.parse_args()
+    outcome = asyncio.run(run(Endpoints.from_environment(), args.jobs))
+    print("\n".join(outcome.details))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Stage 6, a big run: 20,000 DAOs on the ``file`` source until the ledger shows the job complete.
+
+The limit: the recalculator's own run in this process (scoring, score rows and outbox rows)
+with publishing and the ledger switched off (``bootstrap(with_broker=False)``). Ours: the real
+``recalculator run`` process (relaying its outbox) with ``job-ledger serve`` already running,
+timed from the run's start until the ledger's ``job_logs`` row is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import orjson
+from pydantic import SecretStr
+
+from bench.common import (
+    Endpoints,
+    Figure,
+    ServiceProcess,
+    StageResult,
+    free_port,
+    log_directory,
+    scratch_schema,
+    scratch_topology,
+    service_env,
+    started,
+    wait_until_http_ok,
+)
+from chassis.database import create_pool
+from recalculator.bootstrap import bootstrap, migrate_schema
+from recalculator.config import Settings
+from recalculator.daos import DaoRecord
+from recalculator.registry import import_daos
+from recalculator.run import RunRequest
+
+STAGE = "big run"
+DEFAULT_DAOS = 20_000
+JOB_NAME = "weekly-gvs-recalculation"
+
+
+def write_inputs(folder: Path, daos: int) -> tuple[list[DaoRecord], Path]:
+    """The DAO records and a governance file with three proposals for each DAO."""
+    as_of = datetime(2025, 6, 2, tzinfo=UTC)
+    records = [
+        DaoRecord(id=f"dao-{i:05d}", name=f"DAO {i}", snapshot_space=f"dao{i}.eth")
+        for i in range(daos)
+    ]
+    governance = {
+        "as_of": as_of.isoformat(),
+        "daos": {
+            r.id: {
+                "followers_count": 1000 + i,
+                "proposals": [
+                    {
+                        "id": f"0x{i:05x}{p}",
+                        "created": (as_of - timedelta(days=5 + 20 * p)).isoformat(),
+                        "end": (as_of - timedelta(days=2 + 20 * p)).isoformat(),
+                        "state": "closed",
+                        "votes": 50 + (i * 7 + p) % 900,
+                        "scores_total": 1000.0,
+                        "choices": ["For", "Against"],
+                        "scores": [600.0 + p * 10, 400.0 - p * 10],
+                    }
+                    for p in range(3)
+                ],
+            }
+            for i, r in enumerate(records)
+        },
+    }
+    path = folder / "governance.json"
+    path.write_bytes(orjson.dumps(governance))
+    return records, path
+
+
+def settings_for(endpoints: Endpoints, schema: str, data: Path, **extra: str) -> Settings:
+    return Settings(
+        database_url=endpoints.database_url,
+        amqp_url=SecretStr(endpoints.amqp_url),
+        recalc_schema=schema,
+        governance_source="file",
+        governance_data=data,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def prepare(endpoints: Endpoints, schema: str, data: Path, records: list[DaoRecord]) -> None:
+    """Migrate ``schema`` and register the DAOs."""
+    settings = settings_for(endpoints, schema, data)
+    await migrate_schema(settings)
+    pool = await create_pool(endpoints.database_url, schema, max_size=2)
+    try:
+        await import_daos(pool, records)
+    finally:
+        await pool.close()
+
+
+async def scoring_limit(endpoints: Endpoints, schema: str, data: Path) -> tuple[float, int]:
+    """Time one run with no broker and no ledger; returns (seconds, DAOs processed)."""
+    settings = settings_for(endpoints, schema, data)
+    async with bootstrap(settings, with_broker=False) as app:
+        begun = time.perf_counter()
+        outcome = await app.recalculation.run(RunRequest(JOB_NAME, "manual"))
+        elapsed = time.perf_counter() - begun
+    if outcome.finished is None or outcome.status != "completed":
+        raise RuntimeError(f"the scoring run ended {outcome.status}: {outcome.message}")
+    return elapsed, outcome.finished.daos_processed
+
+
+async def wait_complete(
+    ledger_pool: asyncpg.Pool, processes: list[ServiceProcess], timeout_s: float
+) -> asyncpg.Record:
+    """Wait for a complete ``job_logs`` row; raise ``RuntimeError`` with logs otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = await ledger_pool.fetchrow(
+            "SELECT status::text AS status, daos_processed, daos_total, events_received"
+            " FROM job_logs WHERE expected_events IS NOT NULL"
+            " AND events_received = expected_events"
+        )
+        if row is not None:
+            return row
+        for process in processes:
+            if process.name.startswith("job-ledger") and not process.running:
+                raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                "the ledger never showed the job complete:\n"
+                + "\n".join(p.log_tail(10) for p in processes)
+            )
+        await asyncio.sleep(0.1)
+
+
+async def run(
+    endpoints: Endpoints, daos: int = DEFAULT_DAOS, log_dir: Path | None = None
+) -> StageResult:
+    """Run the scoring limit, then the real recalculator beside the real ledger."""
+    result = StageResult(STAGE)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-big-") as folder,
+        log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs,
+    ):
+        records, data = await asyncio.to_thread(write_inputs, Path(folder), daos)
+        async with scratch_schema(endpoints.database_url, "big_bare") as schema:
+            await prepare(endpoints, schema, data, records)
+            limit_s, processed = await scoring_limit(endpoints, schema, data)
+        async with (
+            scratch_topology(endpoints.amqp_url, "big") as topology,
+            scratch_schema(endpoints.database_url, "big_recalc") as recalc_schema,
+            scratch_schema(endpoints.database_url, "big_ledger") as ledger_schema,
+        ):
+            await prepare(endpoints, recalc_schema, data, records)
+            port = free_port()
+            ledger = ServiceProcess(
+                "job-ledger-big",
+                ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                service_env(
+                    endpoints,
+                    topology,
+                    ledger_schema=ledger_schema,
+                    admin_password="bench-password",
+                    session_secret="bench-session-secret",
+                ),
+                logs,
+            )
+            recalculator = ServiceProcess(
+                "recalculator-big",
+                ["recalculator", "run"],
+                service_env(
+                    endpoints,
+                    topology,
+                    recalc_schema=recalc_schema,
+                    governance_source="file",
+                    governance_data=str(data),
+                ),
+                logs,
+            )
+            async with started(ledger):
+                await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
+                pool = await create_pool(endpoints.database_url, ledger_schema, max_size=1)
+                try:
+                    begun = time.perf_counter()
+                    async with started(recalculator):
+                        row = await wait_complete(pool, [ledger, recalculator], 900)
+                        ours_s = time.perf_counter() - begun
+                        code = await recalculator.wait(120)
+                finally:
+                    await pool.close()
+    if code != 0 or row["daos_processed"] != daos or row["status"] != "completed":
+        raise RuntimeError(f"recalculator exited {code}; ledger row {dict(row)}")
+    result.figures.append(
+        Figure(
+            STAGE,
+            f"seconds, {daos:,}-DAO run on the file source until the ledger shows it complete",
+            "s",
+            ours_s,
+            limit_s,
+            1.3,
+            higher_is_better=False,
+            goal_text="≤ 1.3× the scoring time alone",
+        )
+    )
+    result.details.append(
+        f"big run: scoring alone {limit_s:.1f}s ({processed:,} DAOs), with relay and ledger"
+        f" {ours_s:.1f}s ({row['events_received']:,} events folded)"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--daos", type=int, default=DEFAULT_DAOS)
+    args = parser.parse_args()
+    outcome = asyncio.run(run(Endpoints.from_environment(), args.daos))
+    print("\n".join(outcome.details))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Stage 4, the history API: ``GET /api/admin/job-logs?limit=30`` over many jobs, under wrk.
+
+The limit: ``python -m bench.bare api``, a bare starlette endpoint running the same SQL
+through the same pool and uvicorn embedding. Ours: the real ``job-ledger serve``. Each gets a
+warm-up, then ``wrk`` (a second process, 2 threads, 50 connections) for the same duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import (
+    Endpoints,
+    Figure,
+    ServiceProcess,
+    StageResult,
+    free_port,
+    log_directory,
+    scratch_schema,
+    scratch_topology,
+    service_env,
+    started,
+    wait_until_http_ok,
+)
+from chassis.database import migrate
+from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
+
+STAGE = "history API"
+DEFAULT_JOBS = 100_000
+DEFAULT_SECONDS = 10
+PASSWORD = "bench-password"
+PATH = "/api/admin/job-logs?limit=30"
+
+_SEED = """
+INSERT INTO job_logs (id, job_name, started_at, completed_at, status, daos_processed, daos_total,
+                      errors, duration_ms, cache_invalidated, trigger, daos_failed,
+                      last_event_at, last_sequence, events_received, expected_events,
+                      has_started)
+SELECT gen_random_uuid(), 'weekly-gvs-recalculation', now() - g * interval '1 hour',
+       now() - g * interval '1 hour' + interval '61 seconds',
+       (CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'completed' END)::job_status,
+       CASE WHEN g % 10 = 0 THEN 40 ELSE 98 END, 100,
+       CASE WHEN g % 10 = 0 THEN
+           '[{"daoId": "dao-1", "daoName": "DAO 1", "error": "HTTP 502 from the hub"}]'::jsonb
+       END,
+       61000, true, 'cron', CASE WHEN g % 10 = 0 THEN 60 ELSE 2 END,
+       now() - g * interval '1 hour' + interval '61 seconds', 101, 102, 102, true
+FROM generate_series(1, $1::int) AS g
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> Load:
+    """Read requests/s, p50, p99, request and error counts from ``wrk --latency`` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p50 and p99 and total):
+        raise RuntimeError(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors:.*", output)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return Load(
+        float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)), errors
+    )
+
+
+async def wrk(url: str, seconds: int, connections: int = 50) -> Load:
+    """Run ``wrk`` against ``url`` with the admin's bearer token; raises on errors."""
+    binary = shutil.which("wrk") or "/usr/bin/wrk"
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-H",
+        f"Authorization: Bearer {PASSWORD}",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    load = parse_wrk(out.decode(errors="replace"))
+    if load.errors:
+        raise RuntimeError(f"{load.errors} failed requests of {load.requests} at {url}")
+    return load
+
+
+async def seed(database_url: str, schema: str, jobs: int) -> None:
+    """A ledger schema with ``jobs`` finished jobs, analysed."""
+    await migrate(database_url, schema, [OUTBOX_MIGRATIONS, LEDGER_MIGRATIONS])
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        await conn.execute(_SEED, jobs)
+        await conn.execute("ANALYZE job_logs")
+    finally:
+        await conn.close()
+
+
+async def _measure(process: ServiceProcess, port: int, seconds: int) -> Load:
+    async with started(process):
+        await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", process)
+        url = f"http://127.0.0.1:{port}{PATH}"
+        await wrk(url, 1)  # warm-up: pool connections, statement caches
+        return await wrk(url, seconds)
+
+
+async def run(
+    endpoints: Endpoints,
+    jobs: int = DEFAULT_JOBS,
+    seconds: int = DEFAULT_SECONDS,
+    log_dir: Path | None = None,
+) -> StageResult:
+    """Seed ``jobs`` jobs, load the bare endpoint then ours for ``seconds`` each."""
+    result = StageResult(STAGE)
+    async with (
+        scratch_topology(endpoints.amqp_url, "api") as topology,
+        scratch_schema(endpoints.database_url, "api") as schema,
+    ):
+        await seed(endpoints.database_url, schema, jobs)
+        with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+            port = free_port()
+            bare = ServiceProcess(
+                "bare-api",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bare",
+                    "api",
+                    "--schema",
+                    schema,
+                    "--port",
+                    str(port),
+                ],
+                service_env(endpoints, topology),
+                logs,
+            )
+            limit = await _measure(bare, port, seconds)
+            port = free_port()
+            env = service_env(
+                endpoints,
+                topology,
+                ledger_schema=schema,
+                admin_password=PASSWORD,
+                session_secret="bench-session-secret",
+                log_level="WARNING",
+            )
+            ledger = ServiceProcess(
+                "job-ledger-api",
+                ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env,
+                logs,
+            )
+            ours = await _measure(ledger, port, seconds)
+    label = f"{jobs:,} jobs, 50 connections, {seconds}s"
+    result.figures += [
+        Figure(
+            STAGE,
+            f"req/s, {label}",
+            "req/s",
+            ours.requests_per_s,
+            limit.requests_per_s,
+            0.7,
+            goal_text="≥ 70% of the limit",
+        ),
+        Figure(
+            STAGE,
+            "p99 latency (ms)",
+            "ms",
+            ours.p99_ms,
+            limit.p99_ms,
+            1.5,
+            higher_is_better=False,
+            goal_text="≤ 1.5× the limit's",
+        ),
+        Figure(
+            STAGE,
+            "p50 latency (ms)",
+            "ms",
+            ours.p50_ms,
+            limit.p50_ms,
+            None,
+            higher_is_better=False,
+            goal_text="(reported)",
+        ),
+    ]
+    result.details.append(
+        f"history API: limit {limit.requests_per_s:,.0f} req/s p50 {limit.p50_ms:.1f} ms"
+        f" p99 {limit.p99_ms:.1f} ms; ours {ours.requests_per_s:,.0f} req/s"
+        f" p50 {ours.p50_ms:.1f} ms p99 {ours.p99_ms:.1f} ms"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
+    parser.add_argument("--seconds", type=int, default=DEFAULT_SECONDS)
+    args = parser.parse_args()
+    outcome = asyncio.run(run(Endpoints.from_environment(), args.jobs, args.seconds))
+    print("\n".join(outcome.details))
+
+
+if __name__ == "__main__":
+    main()

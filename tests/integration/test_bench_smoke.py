@@ -1,0 +1,98 @@
+"""Every benchmark stage at a tiny size, without thresholds, so that ``make bench`` cannot rot.
+
+Each stage runs its limit and our code against the real broker, database and service
+processes; the figures must be positive and finite and each stage must have checked its own
+outcome (every event folded, every job complete, every alert delivered).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import alert_latency, big_run, history_api, ledger_ingest, outbox_relay
+from bench.__main__ import render
+from bench.common import Endpoints, Figure, StageResult
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture
+def endpoints(database_url: str, amqp_url: str) -> Endpoints:
+    return Endpoints(database_url, amqp_url)
+
+
+def _sane(result: StageResult, figures: int) -> list[Figure]:
+    assert len(result.figures) == figures, result.figures
+    for figure in result.figures:
+        assert math.isfinite(figure.ours) and figure.ours > 0, figure
+        if figure.limit is not None:
+            assert math.isfinite(figure.limit) and figure.limit > 0, figure
+    return result.figures
+
+
+async def test_the_outbox_relay_stage_measures_both_sides(endpoints: Endpoints) -> None:
+    (figure,) = _sane(await outbox_relay.run(endpoints, events=300), 1)
+    assert figure.unit == "events/s" and figure.ratio is not None
+
+
+async def test_the_ingest_stage_folds_every_event_and_samples_the_ledgers_memory(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    result = await ledger_ingest.run(endpoints, events=300, backlog_events=1200, log_dir=tmp_path)
+    ingest, catch_up, memory = _sane(result, 3)
+    assert ingest.stage == "ledger ingest" and catch_up.stage == "backlog catch-up"
+    assert 20 < memory.ours < 1000, "the ledger's RSS in MB"
+    assert memory.passed is not None
+
+
+async def test_the_history_api_stage_loads_both_servers_with_wrk(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    rps, p99, p50 = _sane(
+        await history_api.run(endpoints, jobs=200, seconds=1, log_dir=tmp_path), 3
+    )
+    assert rps.unit == "req/s" and p99.ours >= p50.ours
+
+
+async def test_the_alert_stage_times_every_request_at_the_loopback_resend(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    p50, p99 = _sane(await alert_latency.run(endpoints, jobs=5, log_dir=tmp_path), 2)
+    assert p99.ours >= p50.ours
+
+
+async def test_the_big_run_stage_waits_for_the_ledger_to_show_the_job_complete(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    (figure,) = _sane(await big_run.run(endpoints, daos=30, log_dir=tmp_path), 1)
+    assert figure.ours > 0 and figure.limit is not None
+
+
+def test_the_report_lists_every_figure_beside_the_machine() -> None:
+    result = StageResult(
+        "outbox relay",
+        [Figure("outbox relay", "events/s", "events/s", 600.0, 1000.0, 0.6, goal_text="≥ 60%")],
+    )
+    text = render([result], [("cores (nproc)", "2")], ["--only", "relay"], 60.0)
+    assert (
+        "| outbox relay | events/s | 600 events/s | 1,000 events/s | 0.60 | ≥ 60% | pass |" in text
+    )
+    assert "| cores (nproc) | 2 |" in text
+
+
+def test_wrk_output_is_read_with_its_units() -> None:
+    output = """Running 1s test @ http://127.0.0.1:1/
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    2.00ms
+     99%    1.50s
+  1234 requests in 1.00s, 1.00MB read
+Requests/sec:   1234.50
+"""
+    load = history_api.parse_wrk(output)
+    assert (load.requests_per_s, load.p50_ms, load.p99_ms) == (1234.5, 0.812, 1500.0)
+    assert load.requests == 1234 and load.errors == 0
