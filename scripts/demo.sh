@@ -45,11 +45,16 @@ start recalculator-worker $BIN/recalculator worker
 
 wait_ready() { # url, name
   for _ in $(seq 1 60); do
-    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    if curl -fs -o /dev/null "$1"; then return 0; fi
+    if ! kill -0 "$(cat "$RUN/$2.pid")" 2>/dev/null; then
+      echo "demo: $2 exited; the end of $LOG/$2.log:" >&2
+      tail -5 "$LOG/$2.log" >&2
+      exit 1
+    fi
     sleep 0.5
   done
-  echo "demo: $2 did not become ready at $1; see $LOG/$2.log" >&2
-  tail -20 "$LOG/$2.log" >&2
+  echo "demo: $2 did not become ready at $1 within 30s; see $LOG/$2.log" >&2
+  tail -5 "$LOG/$2.log" >&2
   exit 1
 }
 wait_ready "$API/readyz" job-ledger
