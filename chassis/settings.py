@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import (
@@ -44,7 +46,36 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _blank_is_none(value: Any) -> Any:
+    # `VAR=` in an .env file or a compose file means "not set", not "set to nothing".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _cron_expression(value: str) -> str:
+    # A schedule that cannot fire must stop the start, not be found out at midnight.
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(f"{value!r} is not a cron expression (5 fields, UTC), e.g. '0 0 * * 1'")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+CronExpression = Annotated[str, AfterValidator(_cron_expression)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
 
 
 class SettingsError(RuntimeError):

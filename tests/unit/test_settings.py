@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from chassis.settings import BaseServiceSettings, SettingsError, load_settings, parse_duration
+from chassis.settings import (
+    BaseServiceSettings,
+    CronExpression,
+    OptionalSecret,
+    PositiveDuration,
+    SettingsError,
+    load_settings,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -55,3 +63,30 @@ def test_topology_names_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> N
     topology = load_settings(BaseServiceSettings).topology
     assert topology.exchange == "mine.events"
     assert topology.ledger.dead_letter_queue == "mine.job-ledger.dead"
+
+
+class _Scheduled(BaseServiceSettings):
+    job_schedule: CronExpression = "0 0 * * 1"
+    stale_after: PositiveDuration = timedelta(minutes=30)
+    webhook: OptionalSecret = None
+
+
+def test_a_bad_cron_expression_stops_the_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOB_SCHEDULE", "every monday")
+    with pytest.raises(SettingsError, match=r"JOB_SCHEDULE: .*is not a cron expression"):
+        load_settings(_Scheduled)
+
+
+def test_a_zero_duration_is_refused_where_it_must_be_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STALE_AFTER", "0s")
+    with pytest.raises(SettingsError, match="STALE_AFTER: .*must be longer than zero"):
+        load_settings(_Scheduled)
+
+
+def test_a_blank_optional_secret_means_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK", "  ")
+    assert load_settings(_Scheduled).webhook is None
