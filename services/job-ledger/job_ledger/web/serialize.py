@@ -20,7 +20,12 @@ def timestamp(moment: datetime | None) -> str | None:
     """Return ``moment`` in UTC with milliseconds and a ``Z``; None stays None."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Called for every timestamp of every row (150 per page of 30): asyncpg already gives
+    # UTC, so the conversion is skipped then, and the "+00:00" is cut rather than searched
+    # for; together about twice as fast (the history API's single largest cost, issue 9).
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def notification_json(n: Notification) -> Json:
