@@ -12,6 +12,7 @@ import asyncio
 import importlib.metadata
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -215,6 +216,18 @@ async def run_all(args: argparse.Namespace, endpoints: Endpoints) -> list[StageR
     return results
 
 
+async def _measure(
+    args: argparse.Namespace, endpoints: Endpoints
+) -> tuple[list[tuple[str, str]], list[StageResult]]:
+    # SIGTERM cancels the run like Ctrl-C does, so every stage removes its scratch schemas,
+    # queues and processes on the way out.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    host = await machine(endpoints)
+    return host, await run_all(args, endpoints)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -223,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     began = time.monotonic()
-    host = asyncio.run(machine(endpoints))
-    results = asyncio.run(run_all(args, endpoints))
+    host, results = asyncio.run(_measure(args, endpoints))
     text = render(
         results, host, list(sys.argv[1:] if argv is None else argv), time.monotonic() - began
     )

@@ -1,8 +1,9 @@
 """Stage 4, the history API: ``GET /api/admin/job-logs?limit=30`` over many jobs, under wrk.
 
 The limit: ``python -m bench.bare api``, a bare starlette endpoint running the same SQL
-through the same pool and uvicorn embedding. Ours: the real ``job-ledger serve``. Each gets a
-warm-up, then ``wrk`` (a second process, 2 threads, 50 connections) for the same duration.
+through the same pool and uvicorn embedding. Ours: the real ``job-ledger serve``. Both run at
+once; each gets a warm-up, then ``wrk`` (a second process, 2 threads, 50 connections) loads
+them in turn, three rounds, and the best round of each side counts.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
 STAGE = "history API"
 DEFAULT_JOBS = 100_000
 DEFAULT_SECONDS = 10
+DEFAULT_ROUNDS = 3
 PASSWORD = "bench-password"
 PATH = "/api/admin/job-logs?limit=30"
 
@@ -133,12 +135,25 @@ async def seed(database_url: str, schema: str, jobs: int) -> None:
         await conn.close()
 
 
-async def _measure(process: ServiceProcess, port: int, seconds: int) -> Load:
-    async with started(process):
+async def _best_of(
+    bare: tuple[ServiceProcess, int], ours: tuple[ServiceProcess, int], seconds: int, rounds: int
+) -> tuple[Load, Load]:
+    """Load both servers in turn, ``rounds`` times; return each one's best run (by req/s).
+
+    Interleaving and keeping the best of each side is what makes the ratio mean something
+    when other work shares the machine: a burst of it hurts one run, not a whole side.
+    """
+    urls = []
+    for process, port in (bare, ours):
         await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", process)
-        url = f"http://127.0.0.1:{port}{PATH}"
-        await wrk(url, 1)  # warm-up: pool connections, statement caches
-        return await wrk(url, seconds)
+        urls.append(f"http://127.0.0.1:{port}{PATH}")
+        await wrk(urls[-1], 1)  # warm-up: pool connections, statement caches
+    runs: tuple[list[Load], list[Load]] = ([], [])
+    for _ in range(rounds):
+        for url, found in zip(urls, runs, strict=True):
+            found.append(await wrk(url, seconds))
+    best_bare, best_ours = (max(found, key=lambda load: load.requests_per_s) for found in runs)
+    return best_bare, best_ours
 
 
 async def run(
@@ -146,8 +161,9 @@ async def run(
     jobs: int = DEFAULT_JOBS,
     seconds: int = DEFAULT_SECONDS,
     log_dir: Path | None = None,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> StageResult:
-    """Seed ``jobs`` jobs, load the bare endpoint then ours for ``seconds`` each."""
+    """Seed ``jobs`` jobs; load the bare endpoint and ours in turn, ``rounds`` × ``seconds``."""
     result = StageResult(STAGE)
     async with (
         scratch_topology(endpoints.amqp_url, "api") as topology,
@@ -171,8 +187,7 @@ async def run(
                 service_env(endpoints, topology),
                 logs,
             )
-            limit = await _measure(bare, port, seconds)
-            port = free_port()
+            bare_port, port = port, free_port()
             env = service_env(
                 endpoints,
                 topology,
@@ -187,8 +202,9 @@ async def run(
                 env,
                 logs,
             )
-            ours = await _measure(ledger, port, seconds)
-    label = f"{jobs:,} jobs, 50 connections, {seconds}s"
+            async with started(bare), started(ledger):
+                limit, ours = await _best_of((bare, bare_port), (ledger, port), seconds, rounds)
+    label = f"{jobs:,} jobs, 50 connections, best of {rounds} × {seconds}s"
     result.figures += [
         Figure(
             STAGE,
