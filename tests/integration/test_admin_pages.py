@@ -16,14 +16,14 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.integration.test_api_job_logs import (
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_web import (
     NOW,
     PASSWORD,
     Ledger,
     insert_event,
     insert_job,
     insert_notification,
-    ledger_pool,
     served_ledger,
 )
 
@@ -32,7 +32,7 @@ EVIL = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture
 async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await ledger_pool(database_url, schema)
+    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool) as served:
             yield served

@@ -13,17 +13,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.test_api_job_logs import (
+from tests.support.cdp import Page, chromium
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_web import (
     NOW,
     PASSWORD,
     Ledger,
     insert_event,
     insert_job,
     insert_notification,
-    ledger_pool,
     served_ledger,
 )
-from tests.support.cdp import Page, chromium
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 EVIL = "<img src=x onerror=alert(1)>"
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await ledger_pool(database_url, schema)
+    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool) as served:
             yield served

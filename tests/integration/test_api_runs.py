@@ -17,13 +17,13 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
 from contracts import RunRequested, Topology, encode_command, parse_command
-from tests.integration.test_api_job_logs import (
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_web import (
     AUTH,
     NOW,
     Ledger,
     error,
     insert_job,
-    ledger_pool,
     post_json,
     served_ledger,
 )
@@ -41,7 +41,7 @@ async def ledger(
             encode_command(command), routing_key=topology.commands_queue, mandatory=True
         )
 
-    pool: asyncpg.Pool = await ledger_pool(database_url, schema)
+    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool, request_run=publish) as served:
             yield served
@@ -203,7 +203,7 @@ async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
             encode_command(command), routing_key=f"test.{unique}.absent", mandatory=True
         )
 
-    pool = await ledger_pool(database_url, schema)
+    pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool, request_run=publish_nowhere) as served:
             status, body = await post_json(http, f"{served.url}/api/admin/jobs/run")

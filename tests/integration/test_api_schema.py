@@ -17,14 +17,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.test_api_job_logs import (
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_web import (
     NOW,
     PASSWORD,
     Ledger,
     insert_event,
     insert_job,
     insert_notification,
-    ledger_pool,
     served_ledger,
 )
 
@@ -34,7 +34,7 @@ MAX_EXAMPLES = 60
 
 @pytest.fixture
 async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await ledger_pool(database_url, schema)
+    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
     try:
         failed = await insert_job(
             pool,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
@@ -17,94 +15,23 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import REGISTRY
 
-from chassis.broker import declare_topology, publisher_channel
+from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
-from contracts.codec import encode_event, event_body
-from contracts.events import (
-    DaoFailed,
-    DaoFailedPayload,
-    DaoProcessed,
-    DaoProcessedPayload,
-    Event,
-    JobStarted,
-    JobStartedPayload,
-    routing_key,
-)
+from contracts.codec import event_body
+from contracts.events import DaoProcessed, DaoProcessedPayload
 from contracts.topology import Topology
 from job_ledger.attachment import attachment_problem
-from job_ledger.consumer import EventConsumer
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
-from tests.integration.test_ledger_fold import open_ledger_pool
 from tests.support.broker import collect, eventually
-
-JOB_NAME = "weekly-gvs-recalculation"
-
-
-def job_events(job_id: uuid.UUID, count: int, fail_every: int = 7) -> list[Event]:
-    """JobStarted and ``count - 1`` DAO events of one job (every ``fail_every``-th fails)."""
-    events: list[Event] = [
-        JobStarted(
-            job_id=job_id,
-            job_name=JOB_NAME,
-            payload=JobStartedPayload(daos_total=count - 1, trigger="cron"),
-        )
-    ]
-    for seq in range(1, count):
-        if seq % fail_every == 0:
-            events.append(
-                DaoFailed(
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=seq,
-                    payload=DaoFailedPayload(
-                        dao_id=f"dao-{seq}", dao_name="D", error="x", attempts=3
-                    ),
-                )
-            )
-        else:
-            events.append(
-                DaoProcessed(
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=seq,
-                    payload=DaoProcessedPayload(
-                        dao_id=f"dao-{seq}", dao_name="D", score=1, duration_ms=1
-                    ),
-                )
-            )
-    return events
-
-
-async def publish(
-    connection: AbstractRobustConnection, topology: Topology, events: Sequence[Event]
-) -> None:
-    channel = await publisher_channel(connection)
-    try:
-        exchange = await channel.get_exchange(topology.exchange)
-        for start in range(0, len(events), 200):
-            await asyncio.gather(
-                *(
-                    exchange.publish(encode_event(e), routing_key(e), mandatory=True)
-                    for e in events[start : start + 200]
-                )
-            )
-    finally:
-        await channel.close()
-
-
-async def publish_raw(
-    connection: AbstractRobustConnection, topology: Topology, body: bytes, key: str, message_id: str
-) -> None:
-    channel = await publisher_channel(connection)
-    try:
-        exchange = await channel.get_exchange(topology.exchange)
-        message = aio_pika.Message(
-            body=body, message_id=message_id, content_type="application/json"
-        )
-        await exchange.publish(message, key, mandatory=True)
-    finally:
-        await channel.close()
+from tests.support.ledger import (
+    JOB_NAME,
+    consuming,
+    job_events,
+    open_ledger_pool,
+    publish,
+    publish_raw,
+)
 
 
 @pytest.fixture
@@ -112,30 +39,6 @@ async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await open_ledger_pool(database_url, schema)
     yield pool
     await pool.close()
-
-
-@contextlib.asynccontextmanager
-async def consuming(
-    pool: asyncpg.Pool,
-    connection: AbstractRobustConnection,
-    topology: Topology,
-    batch_size: int = 500,
-) -> AsyncIterator[tuple[EventConsumer, asyncio.Task[None]]]:
-    consumer = EventConsumer(
-        pool,
-        connection,
-        topology.ledger,
-        batch_size=batch_size,
-        batch_wait=timedelta(milliseconds=20),
-        max_backoff_s=1.0,
-    )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        yield consumer, task
-    finally:
-        await consumer.stop()
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture

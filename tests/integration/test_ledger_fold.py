@@ -16,8 +16,6 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chassis.database import create_pool, migrate
-from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from contracts.events import (
     DaoProcessed,
     DaoProcessedPayload,
@@ -27,17 +25,12 @@ from contracts.events import (
     NotificationSent,
 )
 from job_ledger.job_logs import load_rows
-from job_ledger.migrations import MIGRATIONS
 from job_ledger.notifications import latest_outcomes
 from job_ledger.projection import COLUMNS, fold_jobs
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
-from tests.unit.test_ledger_projection import T0, History, job_histories
-
-
-async def open_ledger_pool(database_url: str, schema: str) -> asyncpg.Pool:
-    await migrate(database_url, schema, [OUTBOX_MIGRATIONS, MIGRATIONS])
-    return await create_pool(database_url, schema)
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_histories import T0, History, job_histories
 
 
 async def deliver(pool: asyncpg.Pool, batches: list[list[Event]]) -> None:

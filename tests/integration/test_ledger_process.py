@@ -24,9 +24,8 @@ from contracts.codec import encode_event, parse_command
 from contracts.topology import Topology
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
-from tests.integration.test_ledger_consumer import job_events, publish, publish_raw
-from tests.integration.test_ledger_fold import open_ledger_pool
 from tests.support.broker import eventually
+from tests.support.ledger import job_events, open_ledger_pool, publish, publish_raw
 from tests.support.processes import SCRIPTS, ServiceProcess, free_port, running, wait_http_ok
 
 PASSWORD = "correct horse battery staple"

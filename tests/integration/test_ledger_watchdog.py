@@ -19,9 +19,8 @@ from job_ledger.job_logs import load_rows
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
 from job_ledger.watchdog import Watchdog, missed_ids
-from tests.integration.test_ledger_consumer import consuming, job_events
-from tests.integration.test_ledger_fold import open_ledger_pool
 from tests.support.broker import collect, eventually, tap_queue
+from tests.support.ledger import consuming, job_events, open_ledger_pool
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a slot of "0 0 * * 1"
 GRACE = timedelta(hours=1)

@@ -13,8 +13,8 @@ from contracts import Topology, parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
-from tests.integration.test_recalc_run import hub_spaces, recalc_settings, seed_daos, space_of
 from tests.support.broker import collect, drain, eventually, tap_queue
+from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
 from tests.support.snapshot_hub import Fault, SnapshotHub
 from tests.support.tcp_proxy import TcpProxy
 

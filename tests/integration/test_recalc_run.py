@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import asyncpg
 import orjson
@@ -30,71 +29,16 @@ from contracts import (
     Topology,
     parse_event,
 )
-from recalculator.bootstrap import App, bootstrap, migrate_schema
+from recalculator.bootstrap import App, bootstrap
 from recalculator.config import Settings
 from recalculator.guard import run_lock
 from recalculator.run import RunRequest
 from recalculator.scoring import GovernanceData, GvsScore
 from tests.support.broker import collect, drain, tap_queue
-from tests.support.snapshot_hub import Fault, HubSpace, SnapshotHub, hub_proposal
+from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
+from tests.support.snapshot_hub import Fault, SnapshotHub
 
 JOB = "weekly-gvs-recalculation"
-
-
-def recalc_settings(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, **overrides: Any
-) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "amqp_url": amqp_url,
-        "recalc_schema": schema,
-        "events_exchange": topology.exchange,
-        "ledger_queue": topology.ledger_queue,
-        "notifier_queue": topology.notifier_queue,
-        "commands_queue": topology.commands_queue,
-        "dao_timeout": "1s",
-        "dao_retry_backoff": "50ms",
-        "health_host": "127.0.0.1",
-        "health_port": 0,
-        "shutdown_grace": "5s",
-        "outbox_drain_timeout": "10s",
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def space_of(i: int) -> str:
-    return f"dao-{i:02}.eth"
-
-
-def hub_spaces(count: int) -> list[HubSpace]:
-    now = int(datetime.now(UTC).timestamp())
-    return [
-        HubSpace(
-            space_of(i),
-            [
-                hub_proposal(
-                    space_of(i), f"p{i}-{k}", created=now - (k + 1) * 86_400 * 7, votes=10 * (i + 1)
-                )
-                for k in range(3)
-            ],
-            followers_count=1000,
-        )
-        for i in range(count)
-    ]
-
-
-async def seed_daos(settings: Settings, count: int, inactive: Sequence[int] = ()) -> None:
-    await migrate_schema(settings)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.executemany(
-            f'INSERT INTO "{settings.recalc_schema}".daos (id, name, snapshot_space, active)'
-            " VALUES ($1, $2, $3, $4)",
-            [(f"dao-{i:02}", f"DAO {i}", space_of(i), i not in inactive) for i in range(count)],
-        )
-    finally:
-        await conn.close()
 
 
 @contextlib.asynccontextmanager

@@ -18,8 +18,8 @@ from contracts import DaoProcessed, JobFinished, JobStarted, RunRequested, Topol
 from recalculator.config import Settings
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
-from tests.integration.test_recalc_run import hub_spaces, recalc_settings, seed_daos
 from tests.support.broker import collect, drain, eventually, tap_queue
+from tests.support.recalc import hub_spaces, recalc_settings, seed_daos
 from tests.support.snapshot_hub import SnapshotHub
 
 

@@ -1,189 +1,22 @@
 """The fold, without I/O: any order gives the same row, and the status and column rules hold.
 
-``job_histories`` is also the generator the integration property test feeds to Postgres.
+The generated histories come from ``tests.support.ledger_histories``, which the integration
+property test feeds to Postgres as well.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.events import (
-    DaoFailed,
-    DaoFailedPayload,
-    DaoProcessed,
-    DaoProcessedPayload,
-    Envelope,
-    Event,
-    Failure,
-    JobAbandoned,
-    JobAbandonedPayload,
-    JobFinished,
-    JobFinishedPayload,
-    JobStarted,
-    JobStartedPayload,
-    NotificationFailed,
-    NotificationFailedPayload,
-    NotificationSent,
-    NotificationSentPayload,
-)
+from contracts.events import Envelope, Event, NotificationFailed, NotificationSent
 from job_ledger.notifications import latest_outcomes
 from job_ledger.projection import JobFold, JobRow, fold_jobs
-
-T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
-JOB_NAME = "weekly-gvs-recalculation"
-
-
-@dataclass(frozen=True)
-class History:
-    """A generated job: which DAOs fail, whether it finished or was abandoned, what arrived."""
-
-    outcomes: tuple[bool, ...]  # True: the DAO failed
-    finished: bool
-    fatal: bool
-    abandoned: bool
-    arrived: tuple[bool, ...]  # per event of the full history, whether it was delivered at all
-    notifications: tuple[tuple[str, str, bool, int], ...]  # channel, kind, sent?, minute
-
-    def events(self, job_id: uuid.UUID) -> list[Event]:
-        """The delivered events for ``job_id``, in sequence order (ids derived from job_id)."""
-        everything = build_events(job_id, self)
-        return [e for e, keep in zip(everything, self.arrived, strict=True) if keep]
-
-
-def _id(job_id: uuid.UUID, name: str) -> uuid.UUID:
-    return uuid.uuid5(job_id, name)
-
-
-def build_events(job_id: uuid.UUID, h: History) -> list[Event]:
-    events: list[Event] = [
-        JobStarted(
-            event_id=_id(job_id, "0"),
-            job_id=job_id,
-            job_name=JOB_NAME,
-            occurred_at=T0,
-            payload=JobStartedPayload(daos_total=len(h.outcomes), trigger="cron"),
-        )
-    ]
-    failures = []
-    for i, failed in enumerate(h.outcomes, start=1):
-        at = T0 + timedelta(seconds=i)
-        if failed:
-            failures.append(Failure(dao_id=f"dao-{i}", dao_name=f"DAO {i}", error=f"boom {i}"))
-            events.append(
-                DaoFailed(
-                    event_id=_id(job_id, str(i)),
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=i,
-                    occurred_at=at,
-                    payload=DaoFailedPayload(
-                        dao_id=f"dao-{i}", dao_name=f"DAO {i}", error=f"boom {i}", attempts=3
-                    ),
-                )
-            )
-        else:
-            events.append(
-                DaoProcessed(
-                    event_id=_id(job_id, str(i)),
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=i,
-                    occurred_at=at,
-                    payload=DaoProcessedPayload(
-                        dao_id=f"dao-{i}", dao_name=f"DAO {i}", score=50, duration_ms=i
-                    ),
-                )
-            )
-    end = len(h.outcomes) + 1
-    if h.finished:
-        failed_count = sum(h.outcomes)
-        status = "failed" if h.fatal or failed_count * 2 > len(h.outcomes) else "completed"
-        events.append(
-            JobFinished(
-                event_id=_id(job_id, str(end)),
-                job_id=job_id,
-                job_name=JOB_NAME,
-                sequence=end,
-                occurred_at=T0 + timedelta(seconds=end),
-                payload=JobFinishedPayload(
-                    status=status,
-                    daos_total=len(h.outcomes),
-                    daos_processed=len(h.outcomes) - failed_count,
-                    daos_failed=failed_count,
-                    duration_ms=end * 1000,
-                    cache_invalidated=not h.fatal,
-                    fatal_error="source down" if h.fatal else None,
-                    failures=failures,
-                ),
-            )
-        )
-    if h.abandoned:
-        events.append(
-            JobAbandoned(
-                event_id=_id(job_id, "abandoned"),
-                job_id=job_id,
-                job_name=JOB_NAME,
-                occurred_at=T0 + timedelta(hours=1),
-                payload=JobAbandonedPayload(last_event_at=T0, stale_after_s=1800),
-            )
-        )
-    for n, (channel, kind, sent, minute) in enumerate(h.notifications):
-        common: dict[str, object] = {
-            "event_id": _id(job_id, f"notification-{n}"),
-            "job_id": job_id,
-            "job_name": JOB_NAME,
-            "occurred_at": T0 + timedelta(minutes=minute),
-        }
-        events.append(
-            NotificationSent.model_validate(
-                {
-                    **common,
-                    "payload": NotificationSentPayload(channel=channel, kind=kind, attempts=1),
-                }
-            )
-            if sent
-            else NotificationFailed.model_validate(
-                {
-                    **common,
-                    "payload": NotificationFailedPayload(
-                        channel=channel, kind=kind, attempts=5, error="503"
-                    ),
-                }
-            )
-        )
-    return events
-
-
-@st.composite
-def job_histories(draw: st.DrawFn) -> History:
-    outcomes = tuple(draw(st.lists(st.booleans(), max_size=8)))
-    finished = draw(st.booleans())
-    abandoned = draw(st.booleans())
-    notifications = tuple(
-        draw(
-            st.lists(
-                st.tuples(
-                    st.sampled_from(["email", "slack"]),
-                    st.sampled_from(["success", "failure"]),
-                    st.booleans(),
-                    st.integers(0, 3),
-                ),
-                max_size=3,
-            )
-        )
-    )
-    size = 1 + len(outcomes) + int(finished) + int(abandoned) + len(notifications)
-    # Mostly complete histories, sometimes with events still missing (a job in flight).
-    arrived = tuple(draw(st.lists(st.booleans() | st.just(True), min_size=size, max_size=size)))
-    if not any(arrived):
-        arrived = (True, *arrived[1:])
-    return History(outcomes, finished, draw(st.booleans()), abandoned, arrived, notifications)
+from tests.support.ledger_histories import JOB_NAME, T0, History, build_events, job_histories
 
 
 @settings(max_examples=200)

@@ -1,0 +1,131 @@
+"""The ledger's schema and broker side for tests: a migrated pool, generated jobs, publishing.
+
+Shared by the ``test_ledger_*`` integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+
+from chassis.broker import publisher_channel
+from chassis.database import create_pool, migrate
+from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from contracts.codec import encode_event
+from contracts.events import (
+    DaoFailed,
+    DaoFailedPayload,
+    DaoProcessed,
+    DaoProcessedPayload,
+    Event,
+    JobStarted,
+    JobStartedPayload,
+    routing_key,
+)
+from contracts.topology import Topology
+from job_ledger.consumer import EventConsumer
+from job_ledger.migrations import MIGRATIONS
+
+JOB_NAME = "weekly-gvs-recalculation"
+
+
+async def open_ledger_pool(database_url: str, schema: str) -> asyncpg.Pool:
+    await migrate(database_url, schema, [OUTBOX_MIGRATIONS, MIGRATIONS])
+    return await create_pool(database_url, schema)
+
+
+def job_events(job_id: uuid.UUID, count: int, fail_every: int = 7) -> list[Event]:
+    """JobStarted and ``count - 1`` DAO events of one job (every ``fail_every``-th fails)."""
+    events: list[Event] = [
+        JobStarted(
+            job_id=job_id,
+            job_name=JOB_NAME,
+            payload=JobStartedPayload(daos_total=count - 1, trigger="cron"),
+        )
+    ]
+    for seq in range(1, count):
+        if seq % fail_every == 0:
+            events.append(
+                DaoFailed(
+                    job_id=job_id,
+                    job_name=JOB_NAME,
+                    sequence=seq,
+                    payload=DaoFailedPayload(
+                        dao_id=f"dao-{seq}", dao_name="D", error="x", attempts=3
+                    ),
+                )
+            )
+        else:
+            events.append(
+                DaoProcessed(
+                    job_id=job_id,
+                    job_name=JOB_NAME,
+                    sequence=seq,
+                    payload=DaoProcessedPayload(
+                        dao_id=f"dao-{seq}", dao_name="D", score=1, duration_ms=1
+                    ),
+                )
+            )
+    return events
+
+
+async def publish(
+    connection: AbstractRobustConnection, topology: Topology, events: Sequence[Event]
+) -> None:
+    channel = await publisher_channel(connection)
+    try:
+        exchange = await channel.get_exchange(topology.exchange)
+        for start in range(0, len(events), 200):
+            await asyncio.gather(
+                *(
+                    exchange.publish(encode_event(e), routing_key(e), mandatory=True)
+                    for e in events[start : start + 200]
+                )
+            )
+    finally:
+        await channel.close()
+
+
+async def publish_raw(
+    connection: AbstractRobustConnection, topology: Topology, body: bytes, key: str, message_id: str
+) -> None:
+    channel = await publisher_channel(connection)
+    try:
+        exchange = await channel.get_exchange(topology.exchange)
+        message = aio_pika.Message(
+            body=body, message_id=message_id, content_type="application/json"
+        )
+        await exchange.publish(message, key, mandatory=True)
+    finally:
+        await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    topology: Topology,
+    batch_size: int = 500,
+) -> AsyncIterator[tuple[EventConsumer, asyncio.Task[None]]]:
+    consumer = EventConsumer(
+        pool,
+        connection,
+        topology.ledger,
+        batch_size=batch_size,
+        batch_wait=timedelta(milliseconds=20),
+        max_backoff_s=1.0,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer, task
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, 30)
