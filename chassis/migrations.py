@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,13 @@ class MigrationSource:
 
     def files(self) -> list[Path]:
         return sorted(self.folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def migration_report(schema: str, applied: Sequence[str]) -> str:
+    """The line ``<service> migrate`` prints: what it applied into ``schema``, or that nothing."""
+    if not applied:
+        return f"{schema}: schema up to date"
+    return f"{schema}: applied {len(applied)} migration(s): {', '.join(applied)}"
 
 
 def quote_ident(name: str) -> str:

@@ -168,7 +168,11 @@ async def test_migrate_creates_the_tables_and_says_so(
 ) -> None:
     env = notifier_env(database_url, amqp_url, schema, topology)
     code, out, err = await run(env, "migrate")
-    assert (code, out.strip()) == (0, f"applied 2 migration(s) to schema {schema}"), err
+    assert (code, out.strip()) == (
+        0,
+        f"{schema}: applied 2 migration(s):"
+        " chassis.outbox/0001_outbox.sql, notifier/0001_deliveries.sql",
+    ), err
     conn = await asyncpg.connect(database_url)
     try:
         tables = await conn.fetch(
@@ -183,7 +187,7 @@ async def test_migrate_creates_the_tables_and_says_so(
         "processed_events",
     }
     again = await run(env, "migrate")
-    assert again[:2] == (0, f"applied 0 migration(s) to schema {schema}\n")
+    assert again[:2] == (0, f"{schema}: schema up to date\n")
 
 
 async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_2(

@@ -24,7 +24,7 @@ from chassis.database import DatabaseUnavailable, migrate
 from chassis.health import bound_port, serve_http
 from chassis.lifecycle import stop_event_on_signals
 from chassis.logs import configure_logging
-from chassis.migrations import MigrationError
+from chassis.migrations import MigrationError, migration_report
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from chassis.settings import SettingsError, load_settings
 from job_ledger.attachment import watch_attachment
@@ -56,7 +56,9 @@ def _job_id(text: str) -> uuid.UUID:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="job-ledger", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = _Parser(
+        prog="job-ledger", description="The job ledger: serve, rebuild, dead-letters, migrate."
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = commands.add_parser("serve", help="HTTP API and admin pages, consumer, watchdog")
     serve.add_argument("--host", help="listen address (default HTTP_HOST, 0.0.0.0)")
@@ -188,7 +190,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "dead-letters":
         return await dead_letters_command(settings, args.action, getattr(args, "ids", None))
     applied = await apply_migrations(settings)
-    print("\n".join(applied) if applied else "nothing to apply")
+    print(migration_report(settings.ledger_schema, applied))
     return 0
 
 

@@ -14,7 +14,7 @@ from chassis.broker import BrokerUnavailable
 from chassis.database import DatabaseUnavailable
 from chassis.lifecycle import stop_event_on_signals
 from chassis.logs import configure_logging
-from chassis.migrations import MigrationError
+from chassis.migrations import MigrationError, migration_report
 from chassis.settings import SettingsError, load_settings
 from notifier.bootstrap import bootstrap
 from notifier.config import Settings
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _migrate(settings: Settings) -> None:
     applied = await migrate_schema(settings.database_url, settings.notifier_schema)
-    print(f"applied {len(applied)} migration(s) to schema {settings.notifier_schema}")
+    print(migration_report(settings.notifier_schema, applied))
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:

@@ -15,6 +15,7 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 from chassis.broker import connect, declare_topology
 from chassis.health import health_app, serve_http
 from chassis.lifecycle import stop_event_on_signals
+from chassis.migrations import migration_report
 from contracts import RunRequested
 from contracts.events import Trigger
 from recalculator.bootstrap import bootstrap, migrate_schema, open_pool
@@ -201,5 +202,5 @@ async def show_rankings(settings: Settings, dao_id: str | None) -> int:
 
 async def run_migrations(settings: Settings) -> int:
     applied = await migrate_schema(settings)
-    print(f"schema {settings.recalc_schema}: " + (", ".join(applied) if applied else "up to date"))
+    print(migration_report(settings.recalc_schema, applied))
     return 0
