@@ -48,6 +48,10 @@ TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    # asyncpg's "cannot switch to state N; another operation is in progress": what a
+    # connection that Postgres dropped mid-transaction raises (seen on a restart). The
+    # transaction did not commit, so retrying the batch on a fresh connection is safe.
+    asyncpg.exceptions.InternalClientError,
 )
 """Errors that say the database is away or busy, not that a message is bad: retry the batch."""
 
@@ -247,9 +251,7 @@ class EventConsumer:
             )
             for message in by_id.pop(event_id):
                 await self._dead_letter(message, reason, "sequence_conflict")
-        for messages in by_id.values():
-            for message in messages:
-                await self._ack(message)
+        await self._ack_all([m for messages in by_id.values() for m in messages])
         self._record_metrics(result)
 
     def _record_metrics(self, result: StoreResult) -> None:
@@ -267,9 +269,24 @@ class EventConsumer:
             latest = max(e.occurred_at for e in result.inserted)
             metrics.PROJECTION_LAG.set((self._clock() - latest).total_seconds())
 
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
+    async def _ack_all(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        """Ack ``messages`` with one multiple-ack (of the highest tag) per channel.
+
+        Safe because batches are taken in delivery order and each is settled before the next:
+        every earlier delivery on that channel is this batch's or settled already.
+        """
+        last: dict[int, AbstractIncomingMessage] = {}
+        for message in messages:
+            key = id(message.channel)
+            held = last.get(key)
+            if held is None or (message.delivery_tag or 0) > (held.delivery_tag or 0):
+                last[key] = message
+        for message in last.values():
+            await self._ack(message, multiple=True)
+
+    async def _ack(self, message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
         try:
-            await message.ack()
+            await message.ack(multiple=multiple)
         except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
             # Committed already: the broker redelivers it and the event store ignores it.
             log.warning("could not ack %s (will be redelivered): %s", message.message_id, exc)
