@@ -1,18 +1,29 @@
-"""Dead-lettering a message by hand, with the reason, so nothing is dropped silently.
+"""Dead letters: putting a message aside with its reason, and the operator's tools for them.
 
 A consumer that cannot parse or validate a message calls :func:`dead_letter`: the message goes
 to the queue's dead-letter queue with the reason in its headers (confirmed by the broker), and
 only then is the original acked. Messages that keep failing are dead-lettered by the broker
-itself through the queue's ``x-delivery-limit``.
+itself through the queue's ``x-delivery-limit``. Nothing is dropped silently.
+
+:func:`list_dead_letters` browses a dead-letter queue (every message taken with ``basic.get``,
+unacked, so none comes back twice in one pass, and all returned to the queue at the end);
+:func:`replay_dead_letters` publishes a copy under the original routing key with a publisher
+confirm, and only then acks (removes) the dead letter. A crash in between leaves the message
+in both places: consumers deduplicate.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from chassis.broker import publisher_channel
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +60,182 @@ async def dead_letter(
         reason,
         extra={"queue": dead_queue},
     )
+
+
+_DEAD_LETTER_HEADERS = (
+    REASON_HEADER,
+    "x-original-exchange",
+    "x-original-routing-key",
+    "x-dead-lettered-at",
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in the dead-letter queue, as an operator needs to see it."""
+
+    message_id: str | None
+    routing_key: str
+    reason: str
+    dead_lettered_at: str
+    body: bytes
+
+    def describe(self, preview: int = 200) -> str:
+        text = self.body[:preview].decode("utf-8", errors="replace")
+        more = "…" if len(self.body) > preview else ""
+        return (
+            f"{self.message_id or '-'}\t{self.routing_key or '-'}\t{self.dead_lettered_at}\t"
+            f"{self.reason}\t{text}{more}"
+        )
+
+
+def describe_message(message: AbstractIncomingMessage) -> DeadLetter:
+    """Where the message came from and why it is dead, from our headers or the broker's."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    death = _first_death(headers)
+    reason = _text(headers.get(REASON_HEADER))
+    if not reason and death:
+        # Dead-lettered by the broker itself (the queue's delivery limit, say).
+        reason = f"broker: {_text(death.get('reason'))} after {_text(death.get('count'))} times"
+    routing_key = _text(headers.get("x-original-routing-key"))
+    if not routing_key and death:
+        keys = death.get("routing-keys") or []
+        routing_key = _text(keys[0]) if keys else ""
+    when = _text(headers.get("x-dead-lettered-at"))
+    if not when and death and isinstance(death.get("time"), datetime):
+        when = death["time"].isoformat()
+    return DeadLetter(
+        message_id=message.message_id,
+        routing_key=routing_key,
+        reason=reason or "unknown",
+        dead_lettered_at=when or "unknown",
+        body=message.body,
+    )
+
+
+async def list_dead_letters(
+    connection: AbstractRobustConnection, dead_queue: str
+) -> list[DeadLetter]:
+    """Every message in ``dead_queue``, left in the queue (browsed, then requeued)."""
+    channel = await connection.channel()
+    try:
+        queue = await channel.get_queue(dead_queue)
+        held: list[AbstractIncomingMessage] = []
+        try:
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                held.append(message)
+            return [describe_message(m) for m in held]
+        finally:
+            for message in held:
+                await message.nack(requeue=True)
+    finally:
+        await channel.close()
+
+
+async def replay_dead_letters(
+    connection: AbstractRobustConnection,
+    dead_queue: str,
+    exchange_name: str,
+    *,
+    message_ids: set[str] | None = None,
+) -> list[DeadLetter]:
+    """Republish to ``exchange_name`` (under each message's original routing key) the dead
+    letters of ``dead_queue`` whose message id is in ``message_ids`` (all when None).
+
+    Returns what was replayed; the others stay in the queue. Raises the broker's error if a
+    publish is not confirmed (that message then stays dead-lettered).
+    """
+    channel = await connection.channel()
+    publisher = await publisher_channel(connection)
+    try:
+        queue = await channel.get_queue(dead_queue)
+        exchange = (
+            publisher.default_exchange
+            if exchange_name == ""
+            else await publisher.get_exchange(exchange_name)
+        )
+        held: list[AbstractIncomingMessage] = []
+        replayed: list[DeadLetter] = []
+        # Only what is there now: a replayed message that is still bad comes back to this
+        # queue while we read it, and must not be replayed again in the same pass.
+        count = (await channel.declare_queue(queue.name, passive=True)).declaration_result
+        try:
+            for _ in range(count.message_count or 0):
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                if message_ids is not None and message.message_id not in message_ids:
+                    held.append(message)
+                    continue
+                letter = describe_message(message)
+                await exchange.publish(_original(message), letter.routing_key, mandatory=True)
+                await message.ack()
+                replayed.append(letter)
+                log.info(
+                    "replayed dead letter %s to %s",
+                    message.message_id,
+                    letter.routing_key,
+                    extra={"event_id": message.message_id},
+                )
+        finally:
+            for message in held:
+                await message.nack(requeue=True)
+        return replayed
+    finally:
+        await publisher.close()
+        await channel.close()
+
+
+def _original(message: AbstractIncomingMessage) -> aio_pika.Message:
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _DEAD_LETTER_HEADERS}
+    return aio_pika.Message(
+        body=message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        headers=headers,
+    )
+
+
+def _first_death(headers: dict[str, Any]) -> dict[str, Any] | None:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0]
+    return None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+async def dead_letter_command(
+    connection: AbstractRobustConnection,
+    action: str,
+    dead_queue: str,
+    exchange_name: str,
+    message_ids: list[str] | None = None,
+) -> int:
+    """``<service> dead-letters list|replay``: print the dead letters (tab-separated, one per
+    line) or replay them; a count on stderr. Returns the exit code (0)."""
+    if action == "list":
+        letters = await list_dead_letters(connection, dead_queue)
+        print("message_id\trouting_key\tdead_lettered_at\treason\tbody")
+    else:
+        ids = set(message_ids) if message_ids else None
+        letters = await replay_dead_letters(connection, dead_queue, exchange_name, message_ids=ids)
+    for letter in letters:
+        print(letter.describe())
+    verb = "dead letter(s) in" if action == "list" else "replayed from"
+    print(f"{len(letters)} {verb} {dead_queue}", file=sys.stderr)
+    return 0

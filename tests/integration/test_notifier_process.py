@@ -17,8 +17,17 @@ from pathlib import Path
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import JobFinished, JobFinishedPayload, Topology
-from tests.support.broker import eventually
+from chassis.broker import declare_topology, publisher_channel
+from chassis.deadletter import REASON_HEADER
+from contracts import (
+    JobFinished,
+    JobFinishedPayload,
+    Topology,
+    encode_event,
+    parse_event,
+    routing_key,
+)
+from tests.support.broker import collect, eventually
 from tests.support.fake_resend import FakeResend, Reply
 from tests.support.notifier_harness import deliveries, publish
 
@@ -213,3 +222,40 @@ async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_
     )
     assert "cannot connect to RabbitMQ" in results["rabbitmq"][2]
     assert "secret" not in results["rabbitmq"][2]
+
+
+async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exchange(
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+) -> None:
+    env = notifier_env(database_url, amqp_url, schema, topology)
+    channel = await publisher_channel(amqp)
+    await declare_topology(channel, topology)
+    event = completed_run()
+    message = encode_event(event)
+    message.headers = {
+        **(message.headers or {}),
+        REASON_HEADER: "notifier: database unreachable 50 times",
+        "x-original-routing-key": routing_key(event),
+    }
+    await channel.default_exchange.publish(
+        message, topology.notifier.dead_letter_queue, mandatory=True
+    )
+
+    code, out, err = await run(env, "dead-letters", "list")
+    assert code == 0, err
+    [header, row] = out.splitlines()
+    assert row.split("\t")[:2] == [str(event.event_id), "weekly-gvs-recalculation.job.finished"]
+    assert "database unreachable 50 times" in row
+    assert err.strip() == f"1 dead letter(s) in {topology.notifier.dead_letter_queue}"
+
+    code, _, err = await run(env, "dead-letters", "replay", "--all")
+    assert code == 0, err
+    [back] = await collect(await channel.get_queue(topology.notifier_queue), 1)
+    assert parse_event(back.body) == event
+    assert REASON_HEADER not in (back.headers or {})
+    dead = await channel.declare_queue(topology.notifier.dead_letter_queue, passive=True)
+    assert dead.declaration_result.message_count == 0

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from chassis.broker import BrokerUnavailable
 from chassis.database import DatabaseUnavailable, migrate
+from chassis.deadletter import dead_letter_command
 from chassis.health import bound_port, serve_http
 from chassis.lifecycle import stop_event_on_signals
 from chassis.logs import configure_logging
@@ -30,7 +31,6 @@ from chassis.settings import SettingsError, load_settings
 from job_ledger.attachment import watch_attachment
 from job_ledger.bootstrap import Ledger, bootstrap, open_broker, open_pool
 from job_ledger.config import Settings
-from job_ledger.dead_letters import list_dead_letters, replay_dead_letters
 from job_ledger.migrations import MIGRATIONS
 from job_ledger.rebuild import rebuild
 
@@ -163,18 +163,13 @@ async def rebuild_command(settings: Settings, job: uuid.UUID | None) -> int:
 
 async def dead_letters_command(settings: Settings, action: str, ids: list[str] | None) -> int:
     async with open_broker(settings) as connection:
-        if action == "list":
-            letters = await list_dead_letters(connection, settings.topology)
-            print("message_id\trouting_key\tdead_lettered_at\treason\tbody")
-        else:
-            letters = await replay_dead_letters(
-                connection, settings.topology, message_ids=set(ids) if ids else None
-            )
-    for letter in letters:
-        print(letter.describe())
-    verb = "dead letters" if action == "list" else "replayed"
-    print(f"{len(letters)} {verb}", file=sys.stderr)
-    return 0
+        return await dead_letter_command(
+            connection,
+            action,
+            settings.topology.ledger.dead_letter_queue,
+            settings.topology.exchange,
+            ids,
+        )
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,5 @@
-"""``notifier serve [--host H] [--port P]`` and ``notifier migrate``.
+"""``notifier serve [--host H] [--port P]``, ``notifier dead-letters list|replay`` and
+``notifier migrate``.
 
 Settings come from the environment. A bad setting, an unreachable Postgres or RabbitMQ, a
 failing migration or a taken port ends the command with ONE line on stderr and exit code 2.
@@ -10,8 +11,9 @@ import argparse
 import asyncio
 import sys
 
-from chassis.broker import BrokerUnavailable
+from chassis.broker import BrokerUnavailable, connect
 from chassis.database import DatabaseUnavailable
+from chassis.deadletter import dead_letter_command
 from chassis.lifecycle import stop_event_on_signals
 from chassis.logs import configure_logging
 from chassis.migrations import MigrationError, migration_report
@@ -31,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="health server port (HEALTH_PORT, 8081)"
     )
+    dead = commands.add_parser("dead-letters", help="the notifier's dead-letter queue")
+    dead_actions = dead.add_subparsers(dest="action", required=True)
+    dead_actions.add_parser("list", help="show each dead letter with its reason")
+    replay = dead_actions.add_parser("replay", help="put dead letters back on the exchange")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="ids", action="append", metavar="MESSAGE_ID")
+    which.add_argument("--all", action="store_true", help="replay every dead letter")
     commands.add_parser("migrate", help="apply the notifier's migrations and exit")
     return parser
 
@@ -38,6 +47,24 @@ def _parser() -> argparse.ArgumentParser:
 async def _migrate(settings: Settings) -> None:
     applied = await migrate_schema(settings.database_url, settings.notifier_schema)
     print(migration_report(settings.notifier_schema, applied))
+
+
+async def _dead_letters(settings: Settings, action: str, ids: list[str] | None) -> int:
+    connection = await connect(
+        settings.amqp_url.get_secret_value(),
+        timeout_s=settings.connect_timeout.total_seconds(),
+        name="notifier-dead-letters",
+    )
+    try:
+        return await dead_letter_command(
+            connection,
+            action,
+            settings.topology.notifier.dead_letter_queue,
+            settings.topology.exchange,
+            ids,
+        )
+    finally:
+        await connection.close()
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
@@ -60,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "dead-letters":
+            return asyncio.run(_dead_letters(settings, args.action, getattr(args, "ids", None)))
         else:
             host = args.host if args.host is not None else settings.health_host
             port = args.port if args.port is not None else settings.health_port
