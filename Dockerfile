@@ -8,11 +8,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
-RUN python - <<'PY' > /tmp/requirements.txt
-import tomllib
-print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
-PY
-RUN pip install -r /tmp/requirements.txt
+# (python -c, not a heredoc: the classic builder of docker-compose 1.x has no heredocs)
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt
 COPY README.md ./
 COPY contracts ./contracts
 COPY chassis ./chassis
@@ -24,6 +22,8 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json
 RUN useradd --create-home --uid 10001 app
 COPY --from=build /opt/venv /opt/venv
 COPY data /app/data
+# The emails volume is mounted here; a named volume takes this owner when first created.
+RUN mkdir -p /app/var/emails && chown -R app:app /app/var
 WORKDIR /app
 USER app
 # Every long-running command serves /healthz; compose overrides the port per service.

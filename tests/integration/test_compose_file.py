@@ -158,3 +158,17 @@ def test_docker_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> 
 @pytest.mark.parametrize("service", sorted(APP_SERVICES))
 def test_app_containers_use_the_one_image(service: str) -> None:
     assert APP_SERVICES[service]["image"] == "chainsights-jobs:latest"
+
+
+def test_the_image_runs_as_a_non_root_user_without_build_tools() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = dockerfile.split("\nFROM ")
+    final = stages[-1]
+    assert len(stages) >= 2, "a build stage and a slim final stage"
+    assert final.startswith("python:3.11-slim")
+    assert "\nUSER app" in final
+    assert "pip install" not in final and "apt-get" not in final
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    # Dependencies are installed before the sources are copied: their layer stays cached.
+    build = stages[-2]
+    assert build.index("pip install -r") < build.index("COPY services")
