@@ -17,7 +17,7 @@ from tests.chaos.faults import (
     restart_postgres,
     stop_broker,
 )
-from tests.chaos.figures import Row, measure
+from tests.chaos.figures import Row, measure, settle
 from tests.chaos.stack import Service, Stack, StackOptions
 from tests.support.broker import eventually
 from tests.support.faulty_proxy import FaultyProxy
@@ -66,7 +66,7 @@ async def consumer_crashes(ctx: Context) -> Row:
         await stack.kill("notifier")
         kills["notifier"] += 1
         await stack.start("notifier")
-        await stack.wait_quiet(180)
+        await settle(stack, row, 180)
         row.notes.append(
             f"{sum(kills.values())} SIGKILLs: {kills['ledger']} ledger, "
             f"{kills['notifier']} notifier"
@@ -114,7 +114,7 @@ async def producer_crash(ctx: Context) -> Row:
                 1,
                 run_timeout(daos),
             )
-            await stack.wait_quiet(120)
+            await settle(stack, row, 120)
             row.notes.append(
                 f"{unsent} rows unsent at the kill, all published after the restart; "
                 f"dead run abandoned ({abandoned} JobAbandoned); a new run completed"
@@ -156,7 +156,7 @@ async def broker_restart(ctx: Context) -> Row:
         )
         finished = time.monotonic()
         await stack.wait_for(UNSENT, 0, 60)
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         row.notes.append(
             f"{restarts} restarts, {ctx.scale.broker_down_s:.0f}s down each; every queue had "
             f"its consumer back within {max(back_in):.1f}s; outbox empty "
@@ -200,7 +200,7 @@ async def network_faults(ctx: Context) -> Row:
                 1,
                 run_timeout(daos),
             )
-            await stack.wait_quiet(180)
+            await settle(stack, row, 180)
             row.notes.append(
                 f"{done} stall-then-cut-then-slow rounds over worker-broker, ledger-broker "
                 "and ledger-postgres links"
@@ -229,7 +229,7 @@ async def cold_start(ctx: Context) -> Row:
             await connection.close()
         row.check(waiting == daos + 2, f"{waiting} events waited in the ledger's queue")
         await stack.start("ledger", "notifier")
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         row.notes.append(f"{waiting} events waited in the queue for the ledger's first start")
         return await measure(stack, row)
 
@@ -257,7 +257,7 @@ async def database_restart(ctx: Context) -> Row:
         await stack.wait_for(
             "SELECT count(*) FROM {ledger}.job_logs WHERE status <> 'running'", 2, 120
         )
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         same = all(p.running and p.starts == 1 for p in stack.processes.values())
         row.check(same, "a service died and was not the same process afterwards")
         row.notes.append(

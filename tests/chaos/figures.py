@@ -69,6 +69,15 @@ class Row:
         return ok
 
 
+async def settle(stack: Stack, row: Row, timeout_s: float) -> None:
+    """Wait for ``stack`` to settle; what did not is recorded in ``row`` (then counted by
+    :func:`measure`) rather than raised, so a loss shows as figures, not as a traceback."""
+    try:
+        await stack.wait_quiet(timeout_s)
+    except AssertionError as exc:
+        row.problems.append(str(exc)[:300])
+
+
 async def measure(stack: Stack, row: Row, *, emails_expected: bool = True) -> Row:
     """Fill ``row``'s figures from ``stack`` (call once it has settled). Returns ``row``."""
     row.published = await stack.scalar(

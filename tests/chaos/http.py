@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.chaos.campaign import Context
 from tests.chaos.crashes import run_timeout, started
-from tests.chaos.figures import Row, measure
+from tests.chaos.figures import Row, measure, settle
 from tests.chaos.stack import PASSWORD, Stack
 
 FINISHED = "SELECT count(*) FROM {recalc}.jobs WHERE status <> 'running'"
@@ -69,7 +69,8 @@ def attacks(job_id: str) -> list[tuple[str, bytes, set[int]]]:
         ("SQL in id", get("/api/admin/job-logs?id=1'%20OR%20'1'='1", auth), {400}),
         ("SQL in path", get("/api/admin/job-logs/1'%20OR%201=1--/events", auth), {400, 404}),
         ("UNION in limit", get("/api/admin/job-logs?limit=1%20UNION%20SELECT%201", auth), {400}),
-        ("huge limit", get("/api/admin/job-logs?limit=" + "9" * 40, auth), {400}),
+        # The story caps the limit at 100 rather than refusing more: checked in shape_problem.
+        ("huge limit", get("/api/admin/job-logs?limit=" + "9" * 40, auth), {200}),
         ("negative limit", get("/api/admin/job-logs?limit=-1", auth), {400}),
         (
             "header injection in id",
@@ -115,6 +116,9 @@ def shape_problem(name: str, answer: Answer, allowed: set[int], job_id: str) -> 
     if PASSWORD.encode() in answer.body:
         return f"{name}: the token was echoed"
     if answer.status < 300:
+        meta = json.loads(answer.body).get("meta", {})
+        if meta.get("limit", 0) > 100 or meta.get("count", 0) > 100:
+            return f"{name}: more than 100 rows allowed: {meta}"
         return None
     if answer.status in (401, 404) and job_id.encode() in answer.body:
         return f"{name}: a refusal leaked the job id"
@@ -136,7 +140,7 @@ async def schemathesis(stack: Stack, examples: int) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         str(st), "run", f"{base}/openapi.json", "--url", base, "--checks", "all",
         "--mode", "all", "--max-examples", str(examples), "--seed", "20251222",
-        "--workers", "2", "--generation-database", "none", "--request-timeout", "10",
+        "--workers", "1", "--generation-database", "none", "--request-timeout", "10",
         "--header", f"Authorization: Bearer {PASSWORD}", "--no-color",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=stack.work,
     )  # fmt: skip
@@ -153,7 +157,7 @@ async def hostile_http(ctx: Context) -> Row:
         await started(stack, ctx.scale.mid_daos)
         await stack.trigger(dao_ids=[f"dao-{i:05d}" for i in range(30)])
         await stack.wait_for(FINISHED, 1, 60)
-        await stack.wait_quiet(60)
+        await settle(stack, row, 60)
         # Run requests that schemathesis posts must not start runs behind its back.
         await stack.processes["worker"].stop()
         job_id = str(await stack.text("SELECT id FROM {recalc}.jobs"))
@@ -167,7 +171,6 @@ async def hostile_http(ctx: Context) -> Row:
             if problem := shape_problem(name, answer, allowed, job_id):
                 problems.append(problem)
         row.problems.extend(problems)
-        await stack.start("worker")
         await measure(stack, row)
         row.notes.append(
             f"schemathesis: {cases} generated requests, no failure; "
@@ -195,7 +198,7 @@ async def sustained_load(ctx: Context) -> Row:
         stored_during = await stack.stored() - stored_before
         figures: dict[str, Any] = json.loads(out)
         await stack.wait_for(FINISHED, 1, run_timeout(daos))
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         row.check(figures["errors"] == 0, f"{figures['errors']} failed requests")
         row.check(
             figures["rate"] >= 0.9 * ctx.scale.load_rate,

@@ -16,7 +16,7 @@ from chassis.deadletter import REASON_HEADER
 from contracts.codec import encode_event, parse_event, routing_key
 from tests.chaos.campaign import Context
 from tests.chaos.crashes import UNSENT, run_timeout, started
-from tests.chaos.figures import Row, measure
+from tests.chaos.figures import Row, measure, settle
 from tests.chaos.stack import PASSWORD, Stack
 from tests.support.broker import eventually
 from tests.support.fake_resend import Reply, resend_error
@@ -92,7 +92,7 @@ async def duplicates_and_reordering(ctx: Context) -> Row:
             lambda d: d == [0, 0],
             timeout_s=120,
         )
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         row.notes.append(
             f"{len(copies)} deliveries (each of {len(bodies)} events 3 times, shuffled) "
             "to a ledger that never saw the run; the notifier got 4 JobFinished"
@@ -165,7 +165,7 @@ async def poison_messages(ctx: Context) -> Row:
         finally:
             await connection.close()
         await stack.wait_for(FINISHED, 1, run_timeout(daos))
-        await stack.wait_quiet(120)
+        await settle(stack, row, 120)
         to_notifier = sum(notifier_takes(key) for _, key in messages)
         await eventually(
             lambda: queue_depths(
@@ -232,7 +232,7 @@ async def failing_providers(ctx: Context) -> Row:
         await stack.trigger(dao_ids=["dao-00001", "dao-00199"])
         await stack.wait_for(FINISHED, 2, 60)
         await stack.wait_for(final, 4, 90)
-        await stack.wait_quiet(60)
+        await settle(stack, row, 60)
         stack.resend.failing = stack.slack.failing = False
         assert stack.pool is not None
         jobs = [
