@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.chaos.dataset import write_dataset
 from tests.chaos.faults import ensure_broker_up, ensure_postgres_up
 from tests.chaos.figures import Row
-from tests.chaos.stack import Stack, StackOptions, write_dataset
+from tests.chaos.stack import Stack, StackOptions
 
 log = logging.getLogger(__name__)
 

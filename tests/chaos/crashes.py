@@ -89,6 +89,8 @@ async def producer_crash(ctx: Context) -> Row:
             await started(stack, daos)
             await stack.trigger()
             await at_least(stack, QUEUED, daos // 4, run_timeout(daos))
+            link.stall()  # publishes in flight, their confirms held back, then the link dies
+            await asyncio.sleep(1)
             link.cut()
             await at_least(stack, UNSENT, min(50, daos // 4), 60)
             await stack.kill("worker")

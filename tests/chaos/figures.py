@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from tests.chaos.stack import Stack
@@ -69,13 +70,28 @@ class Row:
         return ok
 
 
+SETTLED = {
+    "recalc outbox": "SELECT count(*) FROM {recalc}.outbox WHERE sent_at IS NULL",
+    "ledger outbox": "SELECT count(*) FROM {ledger}.outbox WHERE sent_at IS NULL",
+    "notifier outbox": "SELECT count(*) FROM {notifier}.outbox WHERE sent_at IS NULL",
+    "pending deliveries": "SELECT count(*) FROM {notifier}.deliveries WHERE state = 'pending'",
+    "events not in the ledger": LOST_EVENTS,
+}
+"""What must be zero once a stack has settled."""
+
+
 async def settle(stack: Stack, row: Row, timeout_s: float) -> None:
-    """Wait for ``stack`` to settle; what did not is recorded in ``row`` (then counted by
+    """Wait until every outbox is empty, the ledger holds every published event and no
+    delivery is pending. What did not settle is recorded in ``row`` (then counted by
     :func:`measure`) rather than raised, so a loss shows as figures, not as a traceback."""
-    try:
-        await stack.wait_quiet(timeout_s)
-    except AssertionError as exc:
-        row.problems.append(str(exc)[:300])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    for name, query in SETTLED.items():
+        try:
+            await stack.wait_for(query, 0, max(1.0, deadline - loop.time()))
+        except AssertionError as exc:
+            row.problems.append(f"{name} did not settle: {str(exc)[:200]}")
+            return
 
 
 async def measure(stack: Stack, row: Row, *, emails_expected: bool = True) -> Row:

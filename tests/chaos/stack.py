@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -74,41 +72,6 @@ class Names:
             notifier_queue=f"{prefix}.notifier.events",
             commands_queue=f"{prefix}.recalculator.commands",
         )
-
-
-def write_dataset(folder: Path, daos: int, missing_every: int = 100) -> tuple[Path, Path]:
-    """Write ``daos.json`` and ``governance.json``; every ``missing_every``-th DAO has no
-    governance data, so a run has real per-DAO failures (1 %: the run still completes).
-    Returns both paths. Overwrites."""
-    registry = [
-        {"id": f"dao-{i:05d}", "name": f"Chaos DAO {i}", "snapshot_space": f"chaos{i}.eth"}
-        for i in range(daos)
-    ]
-    proposals = [
-        {
-            "id": f"0x{n}",
-            "created": f"2025-05-{10 + n:02d}T12:00:00Z",
-            "end": f"2025-05-{15 + n:02d}T12:00:00Z",
-            "state": "closed",
-            "votes": 40 + n,
-            "scores_total": 1000.0,
-            "choices": ["For", "Against"],
-            "scores": [700.0, 300.0],
-        }
-        for n in range(2)
-    ]
-    governance = {
-        "as_of": "2025-06-02T00:00:00Z",
-        "daos": {
-            d["id"]: {"followers_count": 500, "proposals": proposals}
-            for i, d in enumerate(registry)
-            if (i + 1) % missing_every
-        },
-    }
-    daos_path, governance_path = folder / "daos.json", folder / "governance.json"
-    daos_path.write_text(json.dumps(registry))
-    governance_path.write_text(json.dumps(governance))
-    return daos_path, governance_path
 
 
 @dataclass
@@ -327,30 +290,3 @@ class Stack:
 
     async def stored(self) -> int:
         return await self.scalar("SELECT count(*) FROM {ledger}.job_events")
-
-    async def wait_quiet(self, timeout_s: float) -> None:
-        """Wait until every outbox is empty, the ledger holds every published event and no
-        delivery is pending. Raises AssertionError naming what did not settle."""
-        checks: Mapping[str, str] = {
-            "recalc outbox": "SELECT count(*) FROM {recalc}.outbox WHERE sent_at IS NULL",
-            "ledger outbox": "SELECT count(*) FROM {ledger}.outbox WHERE sent_at IS NULL",
-            "notifier outbox": "SELECT count(*) FROM {notifier}.outbox WHERE sent_at IS NULL",
-            "pending deliveries": (
-                "SELECT count(*) FROM {notifier}.deliveries WHERE state = 'pending'"
-            ),
-            "events not in the ledger": (
-                "SELECT count(*) FROM (SELECT message_id FROM {recalc}.outbox"
-                " UNION SELECT message_id FROM {notifier}.outbox"
-                " UNION SELECT message_id FROM {ledger}.outbox) o"
-                " WHERE NOT EXISTS (SELECT 1 FROM {ledger}.job_events e"
-                " WHERE e.event_id::text = o.message_id)"
-            ),
-        }
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        for name, query in checks.items():
-            left = max(1.0, deadline - loop.time())
-            try:
-                await self.wait_for(query, 0, left)
-            except AssertionError as exc:
-                raise AssertionError(f"{name} did not settle: {exc}") from None
