@@ -117,6 +117,11 @@ def render(
     results: list[StageResult], host: list[tuple[str, str]], argv: list[str], seconds: float
 ) -> str:
     figures = [f for r in results for f in r.figures]
+    failed = [
+        f"| {r.stage} | {r.details[-1]} | — | — | — | — | **FAILED** |"
+        for r in results
+        if not r.figures and r.details
+    ]
     lines = [
         "# Benchmarks",
         "",
@@ -126,6 +131,7 @@ def render(
         " ratio is what to read on a shared, noisy machine.",
         "",
         *table(figures),
+        *failed,
         "",
         "## Machine",
         "",
@@ -209,7 +215,12 @@ async def run_all(args: argparse.Namespace, endpoints: Endpoints) -> list[StageR
             continue
         began = time.monotonic()
         print(f"[bench] {name} …", file=sys.stderr, flush=True)
-        result = await stage()
+        try:
+            result = await stage()
+        except (OSError, RuntimeError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
+            # One stage's failure (a service restarted under it, say) is reported in the
+            # table; the other stages still run.
+            result = StageResult(name, details=[f"{name}: FAILED: {type(exc).__name__}: {exc}"])
         for line in result.details:
             print(f"[bench] {line} ({time.monotonic() - began:.0f}s)", file=sys.stderr, flush=True)
         results.append(result)

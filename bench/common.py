@@ -103,9 +103,22 @@ async def scratch_schema(database_url: str, prefix: str) -> AsyncIterator[str]:
     try:
         yield name
     finally:
-        conn = await asyncpg.connect(database_url)
+        await drop_schema(database_url, name)
+
+
+async def drop_schema(database_url: str, name: str, attempts: int = 10) -> None:
+    """Drop schema ``name``, waiting out a Postgres restart (another suite's fault test)."""
+    for attempt in range(attempts):
+        try:
+            conn = await asyncpg.connect(database_url)
+        except (OSError, asyncpg.PostgresError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(3)
+            continue
         try:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            return
         finally:
             await conn.close()
 
@@ -124,8 +137,19 @@ async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[Topology
     try:
         async with connection.channel() as channel:
             await declare_topology(channel, topology)
+    finally:
+        await connection.close()
+    try:
         yield topology
     finally:
+        # A fresh connection: the broker may have been restarted under the stage.
+        await delete_topology(amqp_url, topology)
+
+
+async def delete_topology(amqp_url: str, topology: Topology) -> None:
+    """Delete every queue (and dead-letter queue) and the exchange of ``topology``."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
         for spec in topology.queues():
             for name in (spec.name, spec.dead_letter_queue):
                 with contextlib.suppress(aio_pika.exceptions.AMQPError):
@@ -134,6 +158,7 @@ async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[Topology
         with contextlib.suppress(aio_pika.exceptions.AMQPError):
             async with connection.channel() as channel:
                 await channel.exchange_delete(topology.exchange)
+    finally:
         await connection.close()
 
 

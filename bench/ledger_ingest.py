@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -46,6 +48,7 @@ from bench.common import (
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from contracts.topology import Topology
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
 
 INGEST = "ledger ingest"
@@ -145,10 +148,23 @@ def _timestamp(text: str) -> datetime:
 
 
 async def fill_queue(
-    connection: AbstractRobustConnection, exchange: str, events: int
+    connection: AbstractRobustConnection, topology: Topology, events: int
 ) -> tuple[int, float]:
-    """Publish a backlog of ``events`` (whole jobs of 1,000 events) onto ``exchange``."""
-    return await publish_pipelined(connection, exchange, backlog(events))
+    """Publish a backlog of ``events`` (whole jobs of 1,000 events) onto the exchange.
+
+    A broker restarted mid-way (another suite's fault test, say) leaves a partial backlog:
+    it is purged and the backlog published again, up to three times in all.
+    """
+    for attempt in range(3):
+        try:
+            return await publish_pipelined(connection, topology.exchange, backlog(events))
+        except (aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
+            if attempt == 2:
+                raise
+            print(f"[bench] refilling the backlog after {exc!r}", file=sys.stderr, flush=True)
+            await asyncio.sleep(10)  # the robust connection reconnects meanwhile
+            await purge(connection, topology.ledger_queue, topology.notifier_queue)
+    raise AssertionError("unreachable")
 
 
 async def wait_stored(
@@ -179,7 +195,7 @@ async def ledger_ingest(
     ):
         connection = await connect(endpoints.amqp_url, name="bench-ingest")
         try:
-            await fill_queue(connection, topology.exchange, events)
+            await fill_queue(connection, topology, events)
             await purge(connection, topology.notifier_queue)
         finally:
             await connection.close()
@@ -226,7 +242,7 @@ async def ingest_limit(endpoints: Endpoints, events: int) -> Throughput:
         connection = await connect(endpoints.amqp_url, name="bench-bare-ingest")
         pool = await create_pool(endpoints.database_url, schema, max_size=2)
         try:
-            count, _ = await fill_queue(connection, topology.exchange, events)
+            count, _ = await fill_queue(connection, topology, events)
             await purge(connection, topology.notifier_queue)
             await bare_ingest(connection, topology.ledger_queue, pool, count)
             async with connection.channel() as channel:
