@@ -46,7 +46,8 @@ async def queue_depths(amqp_url: str, *names: str) -> list[int]:
 async def published_events(stack: Stack) -> list[bytes]:
     assert stack.pool is not None
     rows = await stack.pool.fetch(
-        f'SELECT body FROM "{stack.names.recalc_schema}".outbox ORDER BY id'
+        f'SELECT body FROM "{stack.names.recalc_schema}".outbox'
+        f' UNION ALL SELECT body FROM "{stack.names.notifier_schema}".outbox'
     )
     return [bytes(r["body"]) for r in rows]
 
@@ -63,12 +64,17 @@ async def duplicates_and_reordering(ctx: Context) -> Row:
         await stack.wait_for(FINISHED, 1, run_timeout(daos))
         await stack.wait_for(UNSENT, 0, 60)
         topology = stack.names.topology
+        # The notifier's NotificationSent lands in the ledger's queue too: wait for it.
+        await stack.wait_for(
+            "SELECT count(*) FROM {notifier}.deliveries WHERE state = 'pending'", 0, 60
+        )
+        await stack.wait_for("SELECT count(*) FROM {notifier}.outbox WHERE sent_at IS NULL", 0, 60)
+        bodies = await published_events(stack)
         await eventually(
             lambda: queue_depths(ctx.amqp_url, topology.ledger_queue),
-            lambda d: d == [daos + 2],
+            lambda d: d == [len(bodies)],
             timeout_s=30,
         )
-        bodies = await published_events(stack)
         copies = bodies * 3
         random.shuffle(copies)
         connection = await aio_pika.connect_robust(ctx.amqp_url)
