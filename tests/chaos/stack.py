@@ -264,7 +264,12 @@ class Stack:
         )
         try:
             return int(await self.pool.fetchval(sql, *args) or 0)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        except (
+            asyncpg.PostgresError,
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             return -1
 
     async def wait_for(self, query: str, accept: int, timeout_s: float) -> int:
@@ -281,7 +286,12 @@ class Stack:
         )
         try:
             value = await self.pool.fetchval(sql, *args)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        except (
+            asyncpg.PostgresError,
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             return None
         return None if value is None else str(value)
 
