@@ -162,9 +162,21 @@ async def fill_queue(
             if attempt == 2:
                 raise
             print(f"[bench] refilling the backlog after {exc!r}", file=sys.stderr, flush=True)
-            await asyncio.sleep(10)  # the robust connection reconnects meanwhile
-            await purge(connection, topology.ledger_queue, topology.notifier_queue)
+            await _purge_when_back(connection, topology)
     raise AssertionError("unreachable")
+
+
+async def _purge_when_back(connection: AbstractRobustConnection, topology: Topology) -> None:
+    """Purge the partial backlog once the broker answers again (within two minutes)."""
+    deadline = time.monotonic() + 120
+    while True:
+        await asyncio.sleep(5)  # the robust connection reconnects meanwhile
+        try:
+            await purge(connection, topology.ledger_queue, topology.notifier_queue)
+            return
+        except (aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
 
 
 async def wait_stored(
