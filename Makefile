@@ -42,6 +42,14 @@ typecheck: install
 pytest: install services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The reliability campaign at full scale (~25 min): real restarts of RabbitMQ and Postgres.
+chaos: install services
+	$(BIN)/python -m tests.chaos --scale full --write-doc docs/reliability.md
+
+# The benchmarks (~20 min); not part of `make test` (a smoke version of them is).
+bench: install services
+	$(BIN)/python -m bench
+
 asyncapi: install
 	$(BIN)/python -m contracts asyncapi
 
