@@ -1,21 +1,143 @@
-"""Whether the ledger is really consuming: for ``/readyz``, and to re-attach a lost consumer.
+"""Whether the ledger is really consuming: the consumer's attachment, readiness, re-attachment.
 
 After a broker restart aio-pika's robust connection has been seen to come back without its
-consumer on the queue: the process looks healthy and folds nothing. So readiness asks both our
-channel (is our consumer tag registered?) and the broker (does the queue have a consumer?), and
-a watch loop re-attaches a lost consumer by itself.
+consumer on the queue (aio-pika issues #231, #334): the process looks healthy and folds
+nothing. So readiness asks both our channel (is our consumer tag registered?) and the broker
+(does the queue have a consumer?), and a watch loop re-attaches a lost consumer by itself.
+
+Re-attaching starts from scratch on a fresh channel rather than cancelling and consuming again
+on the old one: the old channel may be closed or half-restored, and an operation on it can
+raise or wait for a reconnect that never completes it. Every broker call here is time-bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 
-from job_ledger.consumer import EventConsumer, has_consumer
+from contracts.topology import QueueSpec
+
+if TYPE_CHECKING:
+    from job_ledger.consumer import EventConsumer
 
 log = logging.getLogger(__name__)
+
+BROKER_CALL_TIMEOUT_S = 5.0
+"""Bound of one broker operation of attaching or detaching (a half-restored channel can hang)."""
+
+
+class Attachment:
+    """One consumer on one queue, on a channel of its own; replaced whole when it is lost."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        spec: QueueSpec,
+        prefetch: int,
+        on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
+    ) -> None:
+        self._connection = connection
+        self._spec = spec
+        self._prefetch = prefetch
+        self._on_message = on_message
+        self.channel: AbstractRobustChannel | None = None
+        self.queue: AbstractQueue | None = None
+        self.consumer_tag: str | None = None
+
+    async def attach(self) -> None:
+        """Open a fresh channel, declare the queue and consume it; then drop the old channel.
+
+        Raises the broker's error (or ``TimeoutError``) if any step fails; the previous
+        attachment, if any, is then kept as it was. Not idempotent: each call adds a channel.
+        """
+        channel = await asyncio.wait_for(self._connection.channel(), BROKER_CALL_TIMEOUT_S)
+        try:
+            async with asyncio.timeout(BROKER_CALL_TIMEOUT_S):
+                await channel.set_qos(prefetch_count=self._prefetch)
+                queue = await channel.declare_queue(
+                    self._spec.name, durable=True, arguments=self._spec.arguments()
+                )
+                tag = await queue.consume(self._on_message, no_ack=False)
+        except BaseException:
+            await _close_quietly(channel)
+            raise
+        old = self.channel
+        self.channel, self.queue, self.consumer_tag = channel, queue, tag
+        if old is not None:
+            # Its unacked deliveries go back to the queue; those already folded come back as
+            # duplicates, which the event store ignores.
+            await _close_quietly(old)
+
+    async def detach(self) -> None:
+        """Cancel the consumer, at most :data:`BROKER_CALL_TIMEOUT_S`; never raises.
+
+        Idempotent. Unacked deliveries go back to the queue when the channel closes anyway.
+        """
+        queue, tag, self.consumer_tag = self.queue, self.consumer_tag, None
+        if queue is None or tag is None or self._connection.is_closed:
+            return
+        try:
+            await asyncio.wait_for(queue.cancel(tag), BROKER_CALL_TIMEOUT_S)
+        except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
+            log.warning("could not cancel the consumer cleanly: %s", exc or type(exc).__name__)
+
+    async def is_attached(self) -> bool:
+        """Whether our channel is open and has our consumer tag registered.
+
+        Waits for a reconnect in progress (the caller bounds it).
+        """
+        if self.channel is None or self.consumer_tag is None or self.channel.is_closed:
+            return False
+        underlay = await self.channel.get_underlay_channel()
+        return has_consumer(underlay, self.consumer_tag)
+
+    async def reattach_if_lost(self) -> bool:
+        """Attach afresh if our consumer is gone while the connection is up; True if it did.
+
+        Waits for a reconnect in progress (the caller bounds it), then gives aio-pika's own
+        restore of the channel :data:`BROKER_CALL_TIMEOUT_S` to finish before judging it.
+        Raises the broker's error (or ``TimeoutError``) if attaching failed: try again later.
+        """
+        if self.channel is None or self._connection.is_closed:
+            return False
+        await self._connection.ready()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.channel.ready(), BROKER_CALL_TIMEOUT_S)
+        if await self.is_attached():
+            return False
+        log.warning(
+            "consumer %s on %s was lost; consuming again on a fresh channel",
+            self.consumer_tag,
+            self._spec.name,
+            extra={"queue": self._spec.name},
+        )
+        await self.attach()
+        return True
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    with contextlib.suppress(aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError):
+        await asyncio.wait_for(channel.close(), BROKER_CALL_TIMEOUT_S)
+
+
+def has_consumer(channel: object, tag: str | None) -> bool:
+    """Whether ``tag`` is a consumer the broker confirmed on ``channel`` (an aiormq channel)."""
+    # aiormq's channel keeps the consumers the broker confirmed and drops one the broker
+    # cancels; the abstract type does not declare the attribute.
+    consumers = getattr(channel, "consumers", {})
+    return tag is not None and tag in consumers
 
 
 async def attachment_problem(consumer: EventConsumer) -> str | None:
@@ -37,10 +159,16 @@ async def attachment_problem(consumer: EventConsumer) -> str | None:
 
 
 async def watch_attachment(consumer: EventConsumer, interval_s: float = 5.0) -> None:
-    """Every ``interval_s``, re-attach ``consumer`` if it was lost; runs until cancelled."""
+    """Every ``interval_s``, re-attach ``consumer`` if it was lost; runs until cancelled.
+
+    Never raises otherwise: a failed attempt (a half-restored connection, a broker still
+    starting) is logged and tried again at the next tick, each attempt time-bounded.
+    """
     while not consumer.stopping:
         await asyncio.sleep(interval_s)
         try:
-            await asyncio.wait_for(consumer.reattach_if_lost(), timeout=max(interval_s, 5.0))
-        except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
-            log.warning("could not check the consumer: %s", exc)
+            await asyncio.wait_for(consumer.reattach_if_lost(), timeout=max(3 * interval_s, 15.0))
+        except Exception as exc:  # the watch must outlive any state the broker is in
+            log.warning(
+                "could not check or re-attach the consumer: %s: %s", type(exc).__name__, exc
+            )

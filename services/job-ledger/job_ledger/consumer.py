@@ -22,12 +22,7 @@ from uuid import UUID
 
 import aio_pika
 import asyncpg
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.broker import publisher_channel
 from chassis.deadletter import dead_letter
@@ -35,6 +30,7 @@ from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
 from contracts.topology import QueueSpec
 from job_ledger import metrics
+from job_ledger.attachment import Attachment
 from job_ledger.event_store import StoreResult
 from job_ledger.recording import record_events
 
@@ -54,6 +50,15 @@ TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 """Errors that say the database is away or busy, not that a message is bad: retry the batch."""
+
+BROKER_GONE_ERRORS: tuple[type[BaseException], ...] = (
+    aio_pika.exceptions.AMQPError,
+    # What aio-pika raises for a message or channel whose channel has closed (a RuntimeError,
+    # not an AMQPError): e.g. acking a batch that committed while the broker went away.
+    aio_pika.exceptions.ChannelInvalidStateError,
+)
+"""Errors that say the broker or the channel went away under a batch: what is not acked comes
+back once the consumer is attached again (folded ones as duplicates the store ignores)."""
 
 _LOGGED_TYPES = frozenset({"JobStarted", "JobFinished", "JobAbandoned", "JobMissed"})
 
@@ -86,21 +91,14 @@ class EventConsumer:
         # A little above the batch size: a full batch can form while the previous one commits.
         self.prefetch = batch_size + max(10, batch_size // 5)
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self._channel: AbstractChannel | None = None
+        self._attachment = Attachment(connection, queue, self.prefetch, self._on_message)
         self._dead_channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
         self._stopping = False
 
     async def start(self) -> None:
         """Open the consuming and dead-letter channels and attach the consumer."""
-        self._channel = await self._connection.channel()
-        await self._channel.set_qos(prefetch_count=self.prefetch)
         self._dead_channel = await publisher_channel(self._connection)
-        self._queue = await self._channel.declare_queue(
-            self._spec.name, durable=True, arguments=self._spec.arguments()
-        )
-        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        await self._attachment.attach()
         log.info(
             "consuming %s (batches of up to %d, prefetch %d)",
             self._spec.name,
@@ -111,12 +109,12 @@ class EventConsumer:
 
     @property
     def channel(self) -> AbstractChannel | None:
-        """The consuming channel (None before :meth:`start`)."""
-        return self._channel
+        """The consuming channel (None before :meth:`start`; a fresh one after a re-attach)."""
+        return self._attachment.channel
 
     @property
     def consumer_tag(self) -> str | None:
-        return self._consumer_tag
+        return self._attachment.consumer_tag
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -138,21 +136,29 @@ class EventConsumer:
         if self._stopping:
             return
         self._stopping = True
-        if self._queue is not None and self._consumer_tag is not None:
-            try:
-                await self._queue.cancel(self._consumer_tag)
-            except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
-                # Unacked deliveries go back to the queue when the channel closes anyway.
-                log.warning("could not cancel the consumer cleanly: %s", exc)
+        # Time-bounded: during a broker outage a cancel would wait for the reconnect.
+        await self._attachment.detach()
         self._inbox.put_nowait(None)
 
     async def run(self) -> None:
-        """Fold batches until :meth:`stop`; raises what is not a transient database error."""
+        """Fold batches until :meth:`stop`; raises what is not a transient database error.
+
+        The broker going away under a batch is not an error of the consumer: the batch is
+        left to the broker to redeliver and the next one is taken.
+        """
         done = False
         while not done:
             batch, done = await self._next_batch()
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self.handle_batch(batch)
+            except BROKER_GONE_ERRORS as exc:
+                log.warning(
+                    "the broker went away under a batch of %d (it will be redelivered): %s",
+                    len(batch),
+                    f"{type(exc).__name__}: {exc}",
+                )
 
     async def _next_batch(self) -> tuple[list[AbstractIncomingMessage], bool]:
         first = await self._inbox.get()
@@ -276,13 +282,25 @@ class EventConsumer:
         every earlier delivery on that channel is this batch's or settled already.
         """
         last: dict[int, AbstractIncomingMessage] = {}
+        orphans = 0
         for message in messages:
-            key = id(message.channel)
+            try:
+                key = id(message.channel)
+            except aio_pika.exceptions.ChannelInvalidStateError:
+                # Its channel closed (broker restart, re-attach): the broker redelivers it.
+                orphans += 1
+                continue
             held = last.get(key)
             if held is None or (message.delivery_tag or 0) > (held.delivery_tag or 0):
                 last[key] = message
         for message in last.values():
             await self._ack(message, multiple=True)
+        if orphans:
+            log.warning(
+                "%d stored messages not acked, their channel closed (they will be redelivered"
+                " and ignored as duplicates)",
+                orphans,
+            )
 
     async def _ack(self, message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
         try:
@@ -306,24 +324,10 @@ class EventConsumer:
         metrics.DEAD_LETTERED.labels(cause).inc()
 
     async def reattach_if_lost(self) -> bool:
-        """Consume again if our consumer is gone while the connection is up; True if it did."""
-        if self._stopping or self._queue is None or self._connection.is_closed:
-            return False
-        underlay = await self._channel.get_underlay_channel() if self._channel else None
-        if underlay is None or has_consumer(underlay, self._consumer_tag):
-            return False
-        log.warning("consumer %s was lost; consuming again", self._consumer_tag)
-        if self._consumer_tag is not None:
-            try:
-                await self._queue.cancel(self._consumer_tag)
-            except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-                log.info("old consumer tag could not be cancelled: %s", exc)
-        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
-        return True
+        """Consume again, on a fresh channel, if our consumer is gone; True if it did.
 
-
-def has_consumer(channel: object, tag: str | None) -> bool:
-    # aiormq's channel keeps the consumers the broker confirmed and drops one the broker
-    # cancels; the abstract type does not declare the attribute.
-    consumers = getattr(channel, "consumers", {})
-    return tag is not None and tag in consumers
+        See :meth:`job_ledger.attachment.Attachment.reattach_if_lost`; the caller bounds it.
+        """
+        if self._stopping:
+            return False
+        return await self._attachment.reattach_if_lost()
