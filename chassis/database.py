@@ -17,6 +17,27 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 """A plain connection or one acquired from a pool: what a caller's transaction runs on."""
 
 
+TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # e.g. the connection was closed, or released by its close
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    # asyncpg's "cannot switch to state N; another operation is in progress": what a
+    # connection that Postgres dropped mid-transaction raises (seen on a restart).
+    asyncpg.exceptions.InternalClientError,
+)
+"""Errors that say the database is away or busy, not that a statement is wrong: worth retrying
+the whole transaction on a fresh connection. A transaction cut during its COMMIT may still have
+committed, so what is retried must be idempotent."""
+
+ACQUIRE_TIMEOUT_S = 30.0
+"""How long a caller waits for a pool connection before treating it as an outage (asyncpg's
+``acquire`` waits forever by default, so a leaked connection would wedge its caller)."""
+
+
 class DatabaseUnavailable(RuntimeError):
     """Postgres did not answer at start; the message says where we tried (without secrets)."""
 

@@ -25,6 +25,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.broker import publisher_channel
+from chassis.database import TRANSIENT_DATABASE_ERRORS
 from chassis.deadletter import dead_letter
 from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
@@ -36,20 +37,6 @@ from job_ledger.recording import record_events
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    # asyncpg's "cannot switch to state N; another operation is in progress": what a
-    # connection that Postgres dropped mid-transaction raises (seen on a restart). The
-    # transaction did not commit, so retrying the batch on a fresh connection is safe.
-    asyncpg.exceptions.InternalClientError,
-)
-"""Errors that say the database is away or busy, not that a message is bad: retry the batch."""
 
 BROKER_GONE_ERRORS: tuple[type[BaseException], ...] = (
     aio_pika.exceptions.AMQPError,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from croniter import croniter
 
-from chassis.database import Connection
+from chassis.database import TRANSIENT_DATABASE_ERRORS, Connection
 from chassis.outbox import enqueue
 from contracts.codec import encode_event
 from contracts.events import (
@@ -31,7 +31,6 @@ from contracts.events import (
     utc_now,
 )
 from job_ledger import metrics
-from job_ledger.consumer import TRANSIENT_DATABASE_ERRORS
 from job_ledger.recording import record_events
 
 log = logging.getLogger(__name__)
