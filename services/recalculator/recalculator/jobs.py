@@ -5,6 +5,11 @@ the same transaction, so the event exists if and only if the change committed. S
 are taken from ``jobs.next_sequence`` with ``UPDATE ... RETURNING`` inside that transaction: the
 row lock serialises the per-DAO transactions of a job, and a rolled back transaction gives its
 number back, so a job's sequences stay contiguous (0 for JobStarted, +1 for each later event).
+
+A transaction whose connection dies during COMMIT may have committed without saying so; the
+DAO and JobFinished steps are idempotent, so the run can retry them after such an error without
+writing a second event. Every connection is acquired with ``ACQUIRE_TIMEOUT_S``: waiting on the
+pool can end in ``TimeoutError`` (a transient error), never hang a run.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
-from chassis.database import Connection
+from chassis.database import ACQUIRE_TIMEOUT_S, Connection
 from chassis.outbox import enqueue
 from contracts import (
     DaoFailed,
@@ -71,7 +76,7 @@ class JobStore:
         redelivered command), in which case nothing is written: idempotent per request.
         """
         job_id = uuid4()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO jobs (id, job_name, trigger, request_id, dao_ids, started_at,"
                 " daos_total) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -115,20 +120,24 @@ class JobStore:
         score: GvsScore,
         duration_ms: int,
         computed_at: datetime,
-    ) -> int:
+    ) -> int | None:
         """Writes ``dao``'s score row and its DaoProcessed in one transaction; returns the
-        event's sequence. Not idempotent: each call is a new event."""
+        event's sequence. Idempotent per (job, DAO): returns None and writes nothing when the
+        score row is already there (an earlier attempt committed)."""
         components = {name: c.model_dump(mode="json") for name, c in score.components.items()}
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            inserted = await conn.fetchval(
                 "INSERT INTO gvs_scores (job_id, dao_id, score, components, computed_at)"
-                " VALUES ($1, $2, $3, $4::jsonb, $5)",
+                " VALUES ($1, $2, $3, $4::jsonb, $5)"
+                " ON CONFLICT (job_id, dao_id) DO NOTHING RETURNING true",
                 job_id,
                 dao.id,
                 score.score,
                 orjson.dumps(components).decode(),
                 computed_at,
             )
+            if inserted is None:
+                return None
             sequence = await self._next_sequence(conn, job_id, "daos_processed")
             event = DaoProcessed(
                 job_id=job_id,
@@ -146,8 +155,16 @@ class JobStore:
         self, *, job_id: UUID, job_name: str, dao: DaoRef, error: str, attempts: int
     ) -> int:
         """Writes ``dao``'s DaoFailed (error truncated to the contract's limit) in one
-        transaction with the job's failed count; returns its sequence."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        transaction with the job's failed count; returns its sequence. Idempotent per (job,
+        DAO): returns the recorded sequence and writes nothing when the DAO already failed."""
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            recorded: int | None = await conn.fetchval(
+                "SELECT sequence FROM dao_failures WHERE job_id = $1 AND dao_id = $2",
+                job_id,
+                dao.id,
+            )
+            if recorded is not None:
+                return recorded
             sequence = await self._next_sequence(conn, job_id, "daos_failed")
             await conn.execute(
                 "INSERT INTO dao_failures (job_id, sequence, dao_id, dao_name, error, attempts)"
@@ -176,9 +193,10 @@ class JobStore:
 
     async def processed_dao_ids(self, job_id: UUID) -> list[str]:
         """Returns the DAOs whose score row (and DaoProcessed) committed for ``job_id``."""
-        rows = await self._pool.fetch(
-            "SELECT dao_id FROM gvs_scores WHERE job_id = $1 ORDER BY dao_id", job_id
-        )
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            rows = await conn.fetch(
+                "SELECT dao_id FROM gvs_scores WHERE job_id = $1 ORDER BY dao_id", job_id
+            )
         return [row["dao_id"] for row in rows]
 
     async def finish_job(
@@ -194,15 +212,19 @@ class JobStore:
         """Closes the job row and writes its JobFinished, the job's last event, in one
         transaction; returns its payload. The counts and failures are read from the committed
         rows under the job row's lock, so they match the events exactly, even for a DAO whose
-        task was cancelled right after its commit. Raises ``JobAlreadyFinished`` if closed."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        task was cancelled right after its commit. Idempotent: when the job is already closed
+        (an earlier attempt committed), writes nothing and returns the payload it committed
+        (with this call's ``duration_ms``). Raises ``LookupError`` for an unknown job."""
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             job = await conn.fetchrow(
-                "SELECT daos_total, daos_processed, daos_failed FROM jobs"
-                " WHERE id = $1 AND status = 'running' FOR UPDATE",
+                "SELECT status, daos_total, daos_processed, daos_failed, cache_invalidated,"
+                " fatal_error FROM jobs WHERE id = $1 FOR UPDATE",
                 job_id,
             )
             if job is None:
-                raise JobAlreadyFinished(f"job {job_id} is not running")
+                raise LookupError(f"no job {job_id}")
+            if job["status"] != "running":
+                cache_invalidated, fatal_error = job["cache_invalidated"], job["fatal_error"]
             failures = await conn.fetch(
                 "SELECT dao_id, dao_name, error FROM dao_failures WHERE job_id = $1"
                 " ORDER BY sequence LIMIT $2",
@@ -218,6 +240,8 @@ class JobStore:
                 cache_invalidated=cache_invalidated,
                 fatal_error=fatal_error,
             )
+            if job["status"] != "running":
+                return payload
             sequence = await conn.fetchval(
                 "UPDATE jobs SET next_sequence = next_sequence + 1, status = $2,"
                 " finished_at = $3, cache_invalidated = $4, fatal_error = $5"
@@ -238,10 +262,6 @@ class JobStore:
             await self._emit(conn, event)
         self._on_commit()
         return payload
-
-
-class JobAlreadyFinished(RuntimeError):
-    """A job can be finished once only."""
 
 
 def finished_payload(

@@ -23,3 +23,7 @@ LAST_RUN_FINISHED = Gauge(
     "recalc_last_run_finished_timestamp_seconds", "When the last run this process ran finished"
 )
 RUN_IN_PROGRESS = Gauge("recalc_run_in_progress", "1 while this process runs a job")
+DATABASE_RETRIES = Counter(
+    "recalc_database_retries_total",
+    "Database steps of a run tried again after a transient error (an outage, a restart)",
+)

@@ -5,8 +5,10 @@ nothing), reads the DAOs to score, writes the job row with JobStarted, then scor
 its own task (at most ``concurrency`` at once). Each DAO ends in one transaction: its score row
 with DaoProcessed, or its DaoFailed. A fatal error (the DAO list cannot be read, the scoring
 crashes, the run is cancelled) stops the remaining DAOs and still ends in JobFinished
-``failed`` with ``fatal_error``. Events reach the broker through the outbox relay, woken after
-each commit; nothing here talks to RabbitMQ.
+``failed`` with ``fatal_error``. A database that is briefly away (a restart) is not fatal: each
+DAO's transaction is retried for up to ``database_patience_s``, and the job's JobFinished for as
+long as it takes. Events reach the broker through the outbox relay, woken after each commit;
+nothing here talks to RabbitMQ.
 """
 
 from __future__ import annotations
@@ -15,22 +17,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from contracts import JobFinishedPayload
-from contracts.events import Trigger
 from recalculator import metrics
 from recalculator.daos import DaoRef
+from recalculator.database_retry import DATABASE_PATIENCE_S, DatabaseOutage, retry_transient
 from recalculator.fetching import DaoFetchFailed, RetryPolicy, fetch_with_retries
 from recalculator.governance import GovernanceSource
 from recalculator.guard import run_lock
 from recalculator.jobs import JobStore
 from recalculator.registry import UnknownDaos, daos_to_score
+from recalculator.requests import Progress as Progress
+from recalculator.requests import RunOutcome as RunOutcome
+from recalculator.requests import RunRequest as RunRequest
+from recalculator.requests import SilentProgress as SilentProgress
 from recalculator.revalidation import CacheRevalidator
 from recalculator.scoring import WINDOW, GovernanceData, GvsScore, score_governance
 
@@ -47,43 +51,6 @@ def default_scorer(data: GovernanceData, now: datetime) -> GvsScore:
 
 def utc_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class Progress(Protocol):
-    """What a run reports as it goes (a progress bar, a log, metrics)."""
-
-    def started(self, job_id: UUID, total: int) -> None: ...
-
-    def dao_done(self, dao: DaoRef, ok: bool) -> None: ...
-
-
-class SilentProgress:
-    def started(self, job_id: UUID, total: int) -> None:
-        return None
-
-    def dao_done(self, dao: DaoRef, ok: bool) -> None:
-        return None
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """One run to do: all active DAOs (``dao_ids`` None) or exactly those named."""
-
-    job_name: str
-    trigger: Trigger = "manual"
-    dao_ids: tuple[str, ...] | None = None
-    request_id: UUID | None = None
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a request ended: ``completed`` or ``failed`` (with JobFinished's payload),
-    ``refused`` (another run holds the lock) or ``duplicate`` (this request already ran)."""
-
-    status: Literal["completed", "failed", "refused", "duplicate"]
-    job_id: UUID | None = None
-    finished: JobFinishedPayload | None = None
-    message: str = ""
 
 
 class RunAborted(Exception):
@@ -104,8 +71,10 @@ class Recalculation:
         policy: RetryPolicy | None = None,
         scorer: Scorer = default_scorer,
         clock: Clock = utc_clock,
+        database_patience_s: float = DATABASE_PATIENCE_S,
     ) -> None:
         self._pool = pool
+        self._patience_s = database_patience_s
         self._store = store
         self._source = source
         self._revalidator = revalidator
@@ -125,10 +94,10 @@ class Recalculation:
         Returns ``refused`` without writing anything when another run of the job holds the
         lock, ``duplicate`` when a job for ``request.request_id`` exists. ``on_started`` is
         awaited once the job row and JobStarted are committed (the worker acks its command
-        there). Raises the database's
-        error only when even JobFinished cannot be written (the job then stays ``running``
-        until the ledger's watchdog abandons it). Re-raises ``CancelledError`` after recording
-        the interrupted job as failed.
+        there). Raises the database's error only when the run cannot start (the job row and
+        JobStarted cannot be written); once started, the run waits out a database outage to
+        write its JobFinished. Re-raises ``CancelledError`` after recording the interrupted job
+        as failed.
         """
         progress = progress or SilentProgress()
         async with run_lock(self._pool, request.job_name) as locked:
@@ -154,10 +123,14 @@ class Recalculation:
         fatal: str | None = None
         daos: list[DaoRef] = []
         try:
-            daos = await daos_to_score(self._pool, request.dao_ids)
+            daos = await retry_transient(
+                lambda: daos_to_score(self._pool, request.dao_ids),
+                what="read the DAO list",
+                give_up_after_s=self._patience_s,
+            )
         except UnknownDaos as exc:
             fatal = str(exc)
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, DatabaseOutage) as exc:
             fatal = f"cannot read the DAO list: {type(exc).__name__}: {exc}"
         job_id = await self._store.start_job(
             job_name=request.job_name,
@@ -188,16 +161,28 @@ class Recalculation:
         if fatal is not None:
             log.error("job failed fatally: %s", fatal, extra=extra)
         cache_invalidated = False
-        processed_ids = await self._store.processed_dao_ids(job_id)
+        # JobFinished is what the admin hears about: wait out any outage to write it.
+        processed_ids = await retry_transient(
+            lambda: self._store.processed_dao_ids(job_id),
+            what="read the scored DAOs",
+            give_up_after_s=None,
+            extra=extra,
+        )
         if processed_ids and not cancelled:
             cache_invalidated = await self._revalidator.revalidate(job_id, processed_ids)
-        payload = await self._store.finish_job(
-            job_id=job_id,
-            job_name=request.job_name,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            cache_invalidated=cache_invalidated,
-            fatal_error=fatal,
-            finished_at=self._clock(),
+        finished_at = self._clock()
+        payload = await retry_transient(
+            lambda: self._store.finish_job(
+                job_id=job_id,
+                job_name=request.job_name,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                cache_invalidated=cache_invalidated,
+                fatal_error=fatal,
+                finished_at=finished_at,
+            ),
+            what="write JobFinished",
+            give_up_after_s=None,
+            extra=extra,
         )
         metrics.RUNS_FINISHED.labels(payload.status).inc()
         metrics.LAST_RUN_STATUS.set(1 if payload.status == "completed" else 0)
@@ -251,8 +236,16 @@ class Recalculation:
         try:
             fetched = await fetch_with_retries(self._source, dao, now - WINDOW, self._policy)
         except DaoFetchFailed as exc:
-            await self._store.record_dao_failed(
-                job_id=job_id, job_name=job_name, dao=dao, error=exc.error, attempts=exc.attempts
+            failure = exc
+            await self._retry(
+                lambda: self._store.record_dao_failed(
+                    job_id=job_id,
+                    job_name=job_name,
+                    dao=dao,
+                    error=failure.error,
+                    attempts=failure.attempts,
+                ),
+                extra,
             )
             metrics.DAOS_FAILED.inc()
             log.warning("DAO failed after %d attempt(s): %s", exc.attempts, exc.error, extra=extra)
@@ -265,21 +258,36 @@ class Recalculation:
             raise RunAborted(
                 f"scoring crashed on DAO {dao.id}: {type(exc).__name__}: {exc}"
             ) from exc
-        await self._store.record_dao_processed(
-            job_id=job_id,
-            job_name=job_name,
-            dao=dao,
-            score=score,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            computed_at=self._clock(),
+        duration_ms = int((time.monotonic() - started) * 1000)
+        computed_at = self._clock()
+        await self._retry(
+            lambda: self._store.record_dao_processed(
+                job_id=job_id,
+                job_name=job_name,
+                dao=dao,
+                score=score,
+                duration_ms=duration_ms,
+                computed_at=computed_at,
+            ),
+            extra,
         )
         metrics.DAOS_PROCESSED.inc()
         log.info("DAO scored %.2f", score.score, extra=extra)
         progress.dao_done(dao, ok=True)
 
+    async def _retry(
+        self, step: Callable[[], Awaitable[int | None]], extra: dict[str, Any]
+    ) -> None:
+        # A DAO's transaction is idempotent (see JobStore): retrying one the outage cut is safe.
+        await retry_transient(
+            step, what="record a DAO's result", give_up_after_s=self._patience_s, extra=extra
+        )
+
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, RunAborted):
+        return str(exc)
+    if isinstance(exc, DatabaseOutage):
         return str(exc)
     if isinstance(exc, asyncpg.PostgresError | OSError):
         return f"cannot record a DAO's result: {type(exc).__name__}: {exc}"

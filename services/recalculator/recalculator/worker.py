@@ -81,6 +81,11 @@ class CommandConsumer:
                 # The channel went away mid-handling: the broker requeues the unacked
                 # message itself, and a committed job is deduplicated by its request_id.
                 log.exception("lost the channel while handling a command")
+            except Exception:
+                # Whatever one command did, the loop must live: were this task to end, the
+                # consumer would stay attached (and look ready) while no command is handled
+                # ever again. A started job left running is abandoned by the ledger's watchdog.
+                log.exception("handling a command failed; taking the next one")
             self.handled += 1
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
