@@ -1,10 +1,10 @@
-"""Which database errors make the ledger retry a batch instead of stopping its consumer."""
+"""Which database errors make the services (the ledger, the recalculator) retry, not stop."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from job_ledger.consumer import TRANSIENT_DATABASE_ERRORS
+from chassis.database import TRANSIENT_DATABASE_ERRORS
 
 
 def test_a_connection_dropped_mid_transaction_is_retried_not_fatal() -> None:
