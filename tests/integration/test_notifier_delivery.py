@@ -232,6 +232,32 @@ async def test_a_provider_that_never_answers_fails_after_the_bound_and_says_so(
     assert failed.payload.error == "resend did not answer within 0.5s"
 
 
+async def test_alerts_beyond_the_dispatchers_room_wait_for_a_slot_and_go_out_once(
+    settings: Settings, resend: FakeResend, amqp: AbstractRobustConnection
+) -> None:
+    # The consumer claims records for at most 8 deliveries in flight (the dispatcher's
+    # room); 8 hanging requests fill it, so the next jobs' records are left unclaimed and
+    # the dispatcher claims them itself once a slot is free.
+    room, jobs = 8, 12
+    resend.script(*[Reply(hang=True)] * room)
+    events = [completed_run() for _ in range(jobs)]
+    async with running_notifier(settings):
+        channel = await amqp.channel()
+        for event in events:
+            await publish(channel, settings.topology, event)
+        records = await settled(settings.database_url, settings.notifier_schema, jobs)
+
+    assert [r["state"] for r in records] == ["sent"] * jobs
+    assert sorted(r["attempts"] for r in records) == [1] * (jobs - room) + [2] * room
+    keys = [r.header("Idempotency-Key") or "" for r in resend.requests]
+    assert len(keys) == jobs + room
+    assert sorted(set(keys)) == sorted(f"{e.job_id}/success" for e in events)
+    # Never more than `room` requests open: the 9th waited for the first timeouts (0.5s).
+    first, ninth = resend.requests[0], resend.requests[room]
+    assert len(set(keys[:room])) == room
+    assert ninth.at - first.at >= 0.45
+
+
 async def test_slack_retries_5xx_and_429_and_fails_at_once_on_its_plain_text_errors(
     settings: Settings, slack: FakeSlack, amqp: AbstractRobustConnection
 ) -> None:

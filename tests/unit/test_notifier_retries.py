@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from resend.exceptions import ResendError, raise_for_code_and_type
 
-from notifier.dispatcher import MAX_RETRY_AFTER_S, RetryPolicy
 from notifier.email_resend import classify_resend_error
+from notifier.retry_policy import MAX_RETRY_AFTER_S, RetryPolicy
 from notifier.transport import http_status_failure, parse_retry_after
 
 

@@ -18,10 +18,12 @@ from chassis.database import create_pool
 from chassis.outbox import OutboxRelay
 from contracts.events import Channel
 from notifier.config import Settings
-from notifier.consumer import Consumer, Planning
-from notifier.dispatcher import Dispatcher, RetryPolicy
+from notifier.consumer import Consumer
+from notifier.dispatcher import Dispatcher
 from notifier.email_file import FileEmailTransport
 from notifier.email_resend import AiohttpResendClient, ResendTransport, configure_resend
+from notifier.intake import Planning
+from notifier.retry_policy import RetryPolicy
 from notifier.service import Notifier
 from notifier.slack_webhook import SlackWebhookTransport
 from notifier.transport import Transport
@@ -132,6 +134,6 @@ async def bootstrap(
             queue,
             topology.notifier.dead_letter_queue,
             Planning(settings.revalidation_configured, settings.admin_base_url),
-            on_recorded=dispatcher.wake,
+            dispatcher,
         )
         yield Notifier(pool, connection, consumer, dispatcher, relay)

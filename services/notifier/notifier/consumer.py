@@ -1,10 +1,12 @@
 """The notifier's consumer: each outcome event becomes delivery records, in one transaction.
 
-For a valid JobFinished, JobAbandoned or JobMissed the consumer, in ONE transaction, records
-the event id as processed (a redelivery then changes nothing), remembers a JobFinished run
-for later decisions, and writes one pending record per notification with the alert to render.
-It acks after the commit and wakes the dispatcher, which sends after the ack: a crash at any
-point leaves either the message unacked (redelivered) or the records committed (resumed).
+For a valid JobFinished, JobAbandoned or JobMissed the consumer, in ONE transaction
+(:func:`notifier.intake.record_outcome`), records the event id as processed (a redelivery then
+changes nothing), remembers a JobFinished run for later decisions, and writes one pending
+record per notification with the alert to render, claiming for their first attempt those the
+dispatcher has room for. After the commit it hands the claimed records to the dispatcher,
+which sends them at once, and acks: a crash at any point leaves either the message unacked
+(redelivered) or the records committed (sent by the resume, after their lease if claimed).
 
 A message that is not a valid event of a known schema version, or an event this consumer
 has no business with, goes to the dead-letter queue with the reason. A database fault leaves
@@ -15,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -24,8 +24,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from chassis.deadletter import dead_letter
 from contracts.codec import ContractError, parse_event
 from contracts.events import JobAbandoned, JobFinished, JobMissed
-from notifier import deliveries
-from notifier.decisions import OutcomeEvent, plan_notifications
+from notifier.dispatcher import Dispatcher
+from notifier.intake import Claim, Planning, Recorded, record_outcome
 from notifier.metrics import EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
@@ -33,38 +33,6 @@ log = logging.getLogger(__name__)
 PREFETCH = 10
 # Pause before requeueing a message the database could not take, so an outage is not a spin.
 REQUEUE_PAUSE_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Planning:
-    """The settings the decisions depend on."""
-
-    revalidation_configured: bool
-    admin_base_url: str
-
-
-async def record_outcome(pool: asyncpg.Pool, event: OutcomeEvent, planning: Planning) -> int:
-    """Record ``event`` and its pending deliveries in one transaction; return how many records.
-
-    Idempotent: a redelivered event (same ``event_id``), or a second event of the same type
-    for a job that already has records, creates nothing and returns 0.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        if not await deliveries.mark_processed(conn, event):
-            return 0
-        previous = None
-        if isinstance(event, JobFinished):
-            previous = await deliveries.previous_run(conn, event)
-            await deliveries.remember_run(conn, event)
-        if await deliveries.has_deliveries(conn, event.job_id, event.event_type):
-            return 0
-        plan = plan_notifications(
-            event,
-            previous,
-            revalidation_configured=planning.revalidation_configured,
-            admin_base_url=planning.admin_base_url,
-        )
-        return await deliveries.create_deliveries(conn, event, plan)
 
 
 class Consumer:
@@ -77,14 +45,14 @@ class Consumer:
         queue: AbstractQueue,
         dead_letter_queue: str,
         planning: Planning,
-        on_recorded: Callable[[], None],
+        dispatcher: Dispatcher,
     ) -> None:
         self._pool = pool
         self._channel = channel
         self._queue = queue
         self._dead_letter_queue = dead_letter_queue
         self._planning = planning
-        self._on_recorded = on_recorded
+        self._dispatcher = dispatcher
         self._consumer_tag: str | None = None
         self._handling: set[asyncio.Task[None]] = set()
 
@@ -131,18 +99,34 @@ class Consumer:
             await dead_letter(self._channel, message, self._dead_letter_queue, reason)
             return
         extra = {"job_id": event.job_id, "event_id": event.event_id}
+        claim = Claim(self._dispatcher)
+        recorded: Recorded | None = None
         try:
-            created = await record_outcome(self._pool, event, self._planning)
+            async with self._pool.acquire() as conn:
+                recorded = await record_outcome(conn, event, self._planning, claim)
+                # Committed: the claimed records go out now, their requests leaving while the
+                # ack is written (a redelivery, should the ack be lost, creates nothing). Both
+                # before the connection goes back to the pool: its reset is a round trip.
+                claim.hand_over(recorded.claimed)
+                await message.ack()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            EVENTS_CONSUMED.labels("requeued").inc()
-            log.warning("cannot record %s, requeueing: %s", event.event_type, exc, extra=extra)
-            await asyncio.sleep(REQUEUE_PAUSE_S)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
-        EVENTS_CONSUMED.labels("recorded" if created else "duplicate").inc()
-        if created:
-            log.info("%s: %d notification(s) to send", event.event_type, created, extra=extra)
-            self._on_recorded()
+            if recorded is None:
+                EVENTS_CONSUMED.labels("requeued").inc()
+                log.warning("cannot record %s, requeueing: %s", event.event_type, exc, extra=extra)
+                await asyncio.sleep(REQUEUE_PAUSE_S)
+                await message.nack(requeue=True)
+                return
+            # Only giving the connection back failed; the event is recorded and acked.
+            log.warning("after recording %s: %s", event.event_type, exc, extra=extra)
+        finally:
+            claim.release()
+        EVENTS_CONSUMED.labels("recorded" if recorded.created else "duplicate").inc()
+        if recorded.unclaimed:
+            # The dispatcher had no room for them: it claims them itself once a slot frees.
+            self._dispatcher.wake()
+        if recorded.created:
+            log.info(
+                "%s: %d notification(s) to send", event.event_type, recorded.created, extra=extra
+            )
         else:
             log.info("%s already handled; nothing more to send", event.event_type, extra=extra)

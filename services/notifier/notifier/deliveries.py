@@ -1,6 +1,7 @@
-"""The notifier's tables: processed events, remembered runs and delivery records.
+"""The delivery records as the dispatcher works them: claim, count attempts, finish, release.
 
-Every function takes the connection or pool it runs on; the caller owns the transaction. A
+Every function takes the connection or pool it runs on. Records are created, and claimed for
+their first attempt, by :mod:`notifier.intake` in the consumer's transaction. A
 delivery record is keyed by ``(job_id, channel, kind)`` and goes pending → sent, failed or
 skipped exactly once: :func:`finish` only moves a pending record, and writes the
 NotificationSent or NotificationFailed event into the outbox in the same transaction.
@@ -15,12 +16,10 @@ from uuid import UUID
 
 import asyncpg
 
-from chassis.database import Connection
 from chassis.outbox import enqueue
 from contracts.codec import encode_event
 from contracts.events import (
     Channel,
-    JobFinished,
     NotificationFailed,
     NotificationFailedPayload,
     NotificationKind,
@@ -29,7 +28,7 @@ from contracts.events import (
     routing_key,
     truncate_error,
 )
-from notifier.decisions import Alert, Notification, OutcomeEvent, PreviousRun
+from notifier.decisions import Alert
 
 FinalState = Literal["sent", "failed", "skipped"]
 
@@ -45,6 +44,9 @@ class Delivery:
     alert: Alert
     attempts: int
     last_error: str | None
+    # True when ``attempts`` already counts the attempt this process is about to make: the
+    # consumer claimed the record for it in the transaction that created it.
+    attempt_counted: bool = False
 
     @property
     def key(self) -> str:
@@ -67,87 +69,6 @@ def _delivery(row: asyncpg.Record) -> Delivery:
         attempts=row["attempts"],
         last_error=row["last_error"],
     )
-
-
-async def mark_processed(conn: Connection, event: OutcomeEvent) -> bool:
-    """Record ``event`` as processed; return False if it already was (a redelivery)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO processed_events (event_id, event_type, job_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        event.event_id,
-        event.event_type,
-        event.job_id,
-    )
-    return bool(inserted)
-
-
-async def previous_run(conn: Connection, event: JobFinished) -> PreviousRun | None:
-    """Return the last JobFinished of the same job name before ``event``, of another job.
-
-    The same answer for a redelivery, whatever arrived since: a later run is not "previous".
-    """
-    row = await conn.fetchrow(
-        "SELECT status, daos_total, finished_at FROM runs"
-        " WHERE job_name = $1 AND job_id <> $2 AND finished_at < $3"
-        " ORDER BY finished_at DESC LIMIT 1",
-        event.job_name,
-        event.job_id,
-        event.occurred_at,
-    )
-    if row is None:
-        return None
-    return PreviousRun(row["status"], row["daos_total"], row["finished_at"])
-
-
-async def remember_run(conn: Connection, event: JobFinished) -> None:
-    """Keep what a later run's decisions need of this one; idempotent (first one wins)."""
-    await conn.execute(
-        "INSERT INTO runs (job_id, job_name, status, daos_total, finished_at, event_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id) DO NOTHING",
-        event.job_id,
-        event.job_name,
-        event.payload.status,
-        event.payload.daos_total,
-        event.occurred_at,
-        event.event_id,
-    )
-
-
-async def has_deliveries(conn: Connection, job_id: UUID, event_type: str) -> bool:
-    """True when this job already has records from an event of this type.
-
-    A second JobFinished for one job (another event id, say a republished one) could decide
-    another kind against a newer previous run; it must not mail the admin a second time.
-    """
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE job_id = $1 AND event_type = $2)",
-            job_id,
-            event_type,
-        )
-    )
-
-
-async def create_deliveries(
-    conn: Connection, event: OutcomeEvent, plan: list[tuple[Notification, Alert]]
-) -> int:
-    """Insert a pending record per planned notification; return how many were new."""
-    created = 0
-    for notification, alert in plan:
-        inserted = await conn.fetchval(
-            "INSERT INTO deliveries (job_id, channel, kind, job_name, event_id, event_type, alert)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (job_id, channel, kind) DO NOTHING RETURNING true",
-            event.job_id,
-            notification.channel,
-            notification.kind,
-            event.job_name,
-            event.event_id,
-            event.event_type,
-            alert.model_dump_json(),
-        )
-        created += bool(inserted)
-    return created
 
 
 async def claim_due(

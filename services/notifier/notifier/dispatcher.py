@@ -1,11 +1,19 @@
-"""Sends pending delivery records, with bounded retries, and resumes them after a restart.
+"""Sends delivery records, with bounded retries, and resumes them after a restart.
 
-The consumer only writes records; this loop sends them. It claims due pending records (a
-lease, so the periodic resume and any second process never send one twice at a time), and per
-record: counts the attempt, sends with a timeout, and then at once writes the outcome. A
-retryable failure (429 after its ``Retry-After``, 5xx, timeout, dropped connection) is tried
-again with exponential backoff until ``max_attempts``; a permanent one fails at once. A
-record whose channel is not configured becomes ``skipped`` without a request.
+Records reach it two ways. The hot path: the consumer, in the transaction that creates them,
+claims the ones there is room for (a lease, the first attempt counted; room is taken with
+:meth:`Dispatcher.reserve` through ``notifier.intake.Claim``) and after its commit hands them
+over (:meth:`Dispatcher.hand_over`); they are sent at once, with no database round trip
+before the request. The resume: the run loop claims due pending records nobody holds (left
+unclaimed for lack of room, left by a crash once their lease ran out, released at shutdown).
+A lease means the resume and any second process never send one record twice at a time; at
+most ``max_in_flight`` records are in flight, counting the consumer's claims.
+
+Per record: each attempt is counted before it is sent (so attempts stay bounded across
+crashes), sent with a timeout, and its outcome written at once. A retryable failure (429
+after its ``Retry-After``, 5xx, timeout, dropped connection) is tried again with exponential
+backoff until ``max_attempts``; a permanent one fails at once. A record whose channel is not
+configured becomes ``skipped`` without a request.
 """
 
 from __future__ import annotations
@@ -14,10 +22,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -27,46 +33,16 @@ from contracts.events import Channel
 from notifier import deliveries
 from notifier.deliveries import Delivery, FinalState
 from notifier.metrics import NOTIFICATIONS, PROVIDER_LATENCY, RETRIES
+from notifier.retry_policy import RetryPolicy
 from notifier.transport import DeliveryFailed, Transport
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A provider asking for more than this is treated as asking for this: a record must not sit
-# leased for hours; the attempt bound still ends it.
-MAX_RETRY_AFTER_S = 300.0
-# Slack for the database writes around one attempt, on top of the request timeout.
-LEASE_MARGIN = timedelta(seconds=5)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try: attempts, per-request timeout and the backoff between attempts."""
-
-    max_attempts: int
-    timeout_s: float
-    backoff_max_s: float
-    backoff_base_s: float = 1.0
-
-    def delay_s(self, attempt: int, retry_after_s: float | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-        The provider's ``Retry-After`` when given (capped at five minutes), else
-        ``base * 2^(attempt-1)`` capped at ``backoff_max_s``, with jitter (50–100%).
-        """
-        if retry_after_s is not None:
-            return min(retry_after_s, MAX_RETRY_AFTER_S)
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)
-
-    @property
-    def lease(self) -> timedelta:
-        return timedelta(seconds=self.timeout_s) + LEASE_MARGIN
-
 
 class Dispatcher:
-    """Sends due delivery records until stopped; see the module docstring."""
+    """Sends delivery records until stopped; see the module docstring."""
 
     def __init__(
         self,
@@ -81,48 +57,82 @@ class Dispatcher:
         max_in_flight: int = 8,
     ) -> None:
         self._pool = pool
-        self._transports = transports
+        self.transports = transports
         self._skip_reasons = skip_reasons
-        self._policy = policy
+        self.policy = policy
         self._exchange = exchange
         self._on_outcome = on_outcome
         self._resume_interval_s = resume_interval_s
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._reserved = 0
+        # Due records may be waiting for a slot: a freed slot must wake the run loop. Without
+        # it a finished delivery costs no look at the table.
+        self._backlog = False
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """Look for due records now (the consumer calls it after committing new ones)."""
+        """Look for due records now (e.g. records the consumer could not claim)."""
+        self._backlog = True
         self._wake.set()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def reserve(self, count: int) -> int:
+        """Reserve up to ``count`` free slots; return how many. Undo with :meth:`unreserve`."""
+        taken = max(0, min(count, self._max_in_flight - len(self._in_flight) - self._reserved))
+        self._reserved += taken
+        if taken < count:
+            self._backlog = True
+        return taken
+
+    def unreserve(self, slots: int) -> None:
+        self._reserved -= slots
+        if slots and self._backlog:
+            self._wake.set()
+
+    def hand_over(self, claimed: list[Delivery], reserved: int) -> None:
+        """Send ``claimed`` now: records claimed for this process in a committed transaction.
+
+        Their first attempt is already counted (:attr:`Delivery.attempt_counted`); they fill
+        ``reserved`` slots taken with :meth:`reserve`, and the slots left over are freed.
+        """
+        self._reserved -= len(claimed)
+        for delivery in claimed:
+            self._start(delivery)
+        self.unreserve(reserved - len(claimed))
+
+    def _start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._deliver(delivery), name=delivery.key)
+        self._in_flight[delivery.key] = task
+        task.add_done_callback(functools.partial(self._done, delivery.key))
+
     async def run(self) -> None:
         """Claim and send due records until cancelled; resumes what a crash left pending."""
         failures = 0
         while True:
             self._wake.clear()
-            free = self._max_in_flight - len(self._in_flight)
-            try:
-                claimed = (
-                    await deliveries.claim_due(
-                        self._pool, self._policy.lease, free, list(self._in_flight)
+            free = self._max_in_flight - len(self._in_flight) - self._reserved
+            claimed: list[Delivery] = []
+            if free > 0:
+                # Held while the query runs, so the consumer cannot take the same room.
+                self._reserved += free
+                try:
+                    claimed = await deliveries.claim_due(
+                        self._pool, self.policy.lease, free, list(self._in_flight)
                     )
-                    if free > 0
-                    else []
-                )
-                failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                failures += 1
-                log.warning("cannot read pending deliveries (attempt %d): %s", failures, exc)
-                claimed = []
+                    failures = 0
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    failures += 1
+                    log.warning("cannot read pending deliveries (attempt %d): %s", failures, exc)
+                finally:
+                    self._reserved -= free
             for delivery in claimed:
-                task = asyncio.create_task(self._deliver(delivery), name=delivery.key)
-                self._in_flight[delivery.key] = task
-                task.add_done_callback(functools.partial(self._done, delivery.key))
-            # Full batch: look again at once; else wait for a wake-up or the resume interval.
+                self._start(delivery)
+            # Full batch (or no room): more may be due, so a freed slot must look again.
+            self._backlog = free <= 0 or len(claimed) == free
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)
                 continue
@@ -135,8 +145,9 @@ class Dispatcher:
         if not task.cancelled() and (exc := task.exception()) is not None:
             # The record stays pending under its lease; the resume picks it up once it ends.
             log.error("delivery %s stopped by an error, will resume: %r", key, exc, exc_info=exc)
-        # A slot came free: anything due waiting for one can go now.
-        self._wake.set()
+        if self._backlog:
+            # A slot came free: anything due waiting for one can go now.
+            self._wake.set()
 
     async def drain(self, timeout_s: float) -> None:
         """Let in-flight deliveries finish for up to ``timeout_s``, then stop them.
@@ -163,24 +174,29 @@ class Dispatcher:
             )
             await self._finish(delivery, "skipped", delivery.attempts, f"skipped: {reason}")
             return
-        transport = self._transports[delivery.channel]
+        transport = self.transports[delivery.channel]
         attempts = delivery.attempts
-        if attempts >= self._policy.max_attempts:
+        counted = delivery.attempt_counted
+        if not counted and attempts >= self.policy.max_attempts:
             # The last attempt was started by a process that died before writing its outcome.
             error = f"gave up after {attempts} attempts; last: {delivery.last_error or 'unknown'}"
             await self._finish(delivery, "failed", attempts, error)
             return
         while True:
-            attempts = await self._db(
-                deliveries.start_attempt, self._pool, delivery, self._policy.lease
-            )
+            if counted:
+                # Counted (and leased) in the consumer's transaction: no round trip first.
+                counted = False
+            else:
+                attempts = await self._db(
+                    deliveries.start_attempt, self._pool, delivery, self.policy.lease
+                )
             started = time.monotonic()
             try:
-                async with asyncio.timeout(self._policy.timeout_s):
+                async with asyncio.timeout(self.policy.timeout_s):
                     provider_id = await transport.send(delivery.alert, delivery.idempotency_key)
             except TimeoutError:
                 failure = DeliveryFailed(
-                    f"{transport.provider} did not answer within {self._policy.timeout_s:g}s",
+                    f"{transport.provider} did not answer within {self.policy.timeout_s:g}s",
                     retryable=True,
                 )
             except DeliveryFailed as exc:
@@ -201,7 +217,7 @@ class Dispatcher:
                 return
             outcome = "retryable" if failure.retryable else "permanent"
             PROVIDER_LATENCY.labels(delivery.channel, outcome).observe(time.monotonic() - started)
-            if not failure.retryable or attempts >= self._policy.max_attempts:
+            if not failure.retryable or attempts >= self.policy.max_attempts:
                 log.warning(
                     "%s %s alert failed after %d attempt(s): %s",
                     delivery.channel,
@@ -212,7 +228,7 @@ class Dispatcher:
                 )
                 await self._finish(delivery, "failed", attempts, failure.message)
                 return
-            delay = self._policy.delay_s(attempts, failure.retry_after_s)
+            delay = self.policy.delay_s(attempts, failure.retry_after_s)
             RETRIES.labels(delivery.channel).inc()
             log.info(
                 "%s %s alert attempt %d failed, retrying in %.2fs: %s",
@@ -229,7 +245,7 @@ class Dispatcher:
                 delivery,
                 failure.message,
                 timedelta(seconds=delay),
-                self._policy.lease,
+                self.policy.lease,
             )
             await asyncio.sleep(delay)
 

@@ -80,6 +80,9 @@ def _environment() -> Environment:
             enabled_extensions=("html",), disabled_extensions=("txt",), default=True
         ),
         undefined=StrictUndefined,
+        # The templates ship with the package and never change while it runs: without this,
+        # every render stats each template file (blocking the event loop) to check it.
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
