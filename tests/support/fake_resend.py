@@ -13,6 +13,7 @@ answer again for a repeated ``Idempotency-Key``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class Recorded:
         return None
 
 
-class FakeProvider:
+class FakeProvider(abc.ABC):
     """The recording, scriptable loopback server; subclasses answer in their provider's way."""
 
     def __init__(self) -> None:
@@ -72,11 +73,13 @@ class FakeProvider:
         """Answer the next requests with ``replies``, in order, then with the default again."""
         self._script.extend(replies)
 
+    @abc.abstractmethod
     def routes(self) -> list[web.RouteDef]:
-        raise NotImplementedError
+        """The provider's endpoints."""
 
+    @abc.abstractmethod
     async def default_reply(self, request: Recorded) -> web.StreamResponse:
-        raise NotImplementedError
+        """The answer when no scripted reply is left."""
 
     async def __aenter__(self) -> Self:
         app = web.Application()

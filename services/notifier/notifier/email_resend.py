@@ -51,7 +51,8 @@ class AiohttpResendClient(resend.AsyncHTTPClient):
     ) -> tuple[bytes, int, Mapping[str, str]]:
         """Return the body, status and headers (lower-case names). Raises ``ConnectionError``."""
         if files is not None:
-            raise NotImplementedError("the notifier sends no attachments")
+            # Our emails carry no attachments; the SDK only passes files for those.
+            raise ValueError("attachments are not supported by this HTTP client")
         try:
             async with self._session.request(
                 method.upper(),
