@@ -47,7 +47,7 @@ chaos: install services
 	$(BIN)/python -m tests.chaos --scale full --write-doc docs/reliability.md
 
 # The benchmarks (~20 min); not part of `make test` (a smoke version of them is).
-bench: install services
+bench: install services tools
 	$(BIN)/python -m bench
 
 asyncapi: install

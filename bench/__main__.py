@@ -240,7 +240,11 @@ async def _measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    minimum = ledger_ingest.MIN_EVENTS
+    if args.events < minimum or 0 < args.backlog_events < minimum:
+        parser.error(f"--events and --backlog-events (unless 0) must be at least {minimum:,}")
     try:
         endpoints = Endpoints.from_environment()
     except SettingsError as exc:

@@ -59,6 +59,7 @@ DEFAULT_BACKLOG = 1_000_000
 BATCH = 500
 PREFETCH = BATCH + BATCH // 5  # what the ledger's consumer asks for with its default batch
 MEMORY_CEILING = 200_000_000
+MIN_EVENTS = 3 * BATCH  # several transactions on either side, so there is a span to time
 
 _INSERT = """
 INSERT INTO job_events (event_id, job_id, job_name, event_type, schema_version, sequence,
@@ -89,7 +90,11 @@ async def commit_span(pool: asyncpg.Pool) -> Throughput:
     )
     assert row is not None
     if row["total"] == 0 or row["first"] == row["last"]:
-        return Throughput(int(row["total"]), 0.0)
+        # One transaction took the whole backlog: there is no span to time, so no rate.
+        raise RuntimeError(
+            f"{row['total']} events were stored in a single transaction; a backlog of at"
+            f" least {MIN_EVENTS:,} events is needed to time the ingest"
+        )
     return Throughput(
         int(row["total"]) - int(row["in_last"]), (row["last"] - row["first"]).total_seconds()
     )
@@ -352,6 +357,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--backlog-events", type=int, default=DEFAULT_BACKLOG)
     args = parser.parse_args()
+    if args.events < MIN_EVENTS or 0 < args.backlog_events < MIN_EVENTS:
+        parser.error(f"--events and --backlog-events (unless 0) must be at least {MIN_EVENTS:,}")
     outcome = asyncio.run(run(Endpoints.from_environment(), args.events, args.backlog_events))
     print("\n".join(outcome.details))
 

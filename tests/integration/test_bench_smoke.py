@@ -41,7 +41,11 @@ async def test_the_outbox_relay_stage_measures_both_sides(endpoints: Endpoints) 
 async def test_the_ingest_stage_folds_every_event_and_samples_the_ledgers_memory(
     endpoints: Endpoints, tmp_path: Path
 ) -> None:
-    result = await ledger_ingest.run(endpoints, events=300, backlog_events=1200, log_dir=tmp_path)
+    # The smallest backlog that still spans several transactions on either side.
+    events = ledger_ingest.MIN_EVENTS
+    result = await ledger_ingest.run(
+        endpoints, events=events, backlog_events=events, log_dir=tmp_path
+    )
     ingest, catch_up, memory = _sane(result, 3)
     assert ingest.stage == "ledger ingest" and catch_up.stage == "backlog catch-up"
     assert 20 < memory.ours < 1000, "the ledger's RSS in MB"
