@@ -14,29 +14,17 @@ from contracts import (
     DaoFailed,
     DaoFailedPayload,
     JobFinished,
-    JobFinishedPayload,
     Topology,
     encode_event,
     parse_event,
     routing_key,
 )
 from tests.support.broker import collect, persistent
+from tests.support.outcomes import job_finished
 
 
 def finished_event() -> JobFinished:
-    return JobFinished(
-        job_id=uuid.uuid4(),
-        job_name="weekly-gvs-recalculation",
-        sequence=3,
-        payload=JobFinishedPayload(
-            status="failed",
-            daos_total=3,
-            daos_processed=1,
-            daos_failed=2,
-            duration_ms=900,
-            cache_invalidated=False,
-        ),
-    )
+    return job_finished("failed", 3, 1, duration_ms=900, cache_invalidated=False)
 
 
 async def test_an_encoded_event_arrives_on_the_ledger_queue_with_its_properties(

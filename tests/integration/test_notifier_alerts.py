@@ -7,8 +7,8 @@ styling, the counts, the DAO names and errors, and the link to the job's admin p
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,16 +17,12 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts import (
-    Failure,
     JobAbandoned,
     JobAbandonedPayload,
-    JobFinished,
-    JobFinishedPayload,
     JobMissed,
     JobMissedPayload,
     Topology,
 )
-from contracts.events import JobStatus
 from notifier.decisions import OutcomeEvent
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend, Recorded
@@ -37,39 +33,16 @@ from tests.support.notifier_harness import (
     publish,
     running_notifier,
 )
+from tests.support.outcomes import JOB_NAME, job_finished
 
-JOB_NAME = "weekly-gvs-recalculation"
 AT = datetime(2026, 1, 5, 0, 5, 32, tzinfo=UTC)
 GREEN, RED, YELLOW = "#15803d", "#b91c1c", "#eab308"
 ADMIN = "https://admin.example.test/admin/jobs/"
 
-
-def finished(
-    status: JobStatus,
-    total: int,
-    processed: int,
-    *,
-    failures: tuple[tuple[str, str], ...] = (),
-    at: datetime = AT,
-    cache_invalidated: bool = True,
-    fatal_error: str | None = None,
-) -> JobFinished:
-    return JobFinished(
-        job_id=uuid.uuid4(),
-        job_name=JOB_NAME,
-        sequence=total + 1,
-        occurred_at=at,
-        payload=JobFinishedPayload(
-            status=status,
-            daos_total=total,
-            daos_processed=processed,
-            daos_failed=total - processed,
-            duration_ms=332_000,
-            cache_invalidated=cache_invalidated,
-            fatal_error=fatal_error,
-            failures=[Failure(dao_id=f"id-{n}", dao_name=n, error=e) for n, e in failures],
-        ),
-    )
+# Each run of the table took 5m 32s and finished at AT, unless its case says otherwise.
+finished = functools.partial(
+    job_finished, duration_ms=332_000, cache_invalidated=True, occurred_at=AT
+)
 
 
 FAILURES = (
@@ -148,7 +121,9 @@ def cases() -> dict[str, Case]:
             ["The job has recovered"],
             "recovered",
             ["The previous run failed; this one completed."],
-            before=[finished("failed", 10, 0, fatal_error="boom", at=AT - timedelta(days=7))],
+            before=[
+                finished("failed", 10, 0, fatal_error="boom", occurred_at=AT - timedelta(days=7))
+            ],
         ),
         "DAO count fell over 20%: yellow warning email and Slack": Case(
             finished("completed", 7, 7),
@@ -158,7 +133,7 @@ def cases() -> dict[str, Case]:
             ["Only 7 DAOs were scored, 30% fewer than the 10 of the previous completed run"],
             "warning",
             ["Only 7 DAOs were scored, 30% fewer"],
-            before=[finished("completed", 10, 10, at=AT - timedelta(days=7))],
+            before=[finished("completed", 10, 10, occurred_at=AT - timedelta(days=7))],
         ),
         "cache not revalidated while configured: warning": Case(
             finished("completed", 10, 10, cache_invalidated=False),
@@ -203,12 +178,6 @@ def cases() -> dict[str, Case]:
     }
 
 
-@pytest.fixture
-async def providers() -> AsyncIterator[tuple[FakeResend, FakeSlack]]:
-    async with FakeResend() as resend, FakeSlack() as slack:
-        yield resend, slack
-
-
 def by_key(requests: list[Recorded], key: str) -> Recorded:
     matching = [r for r in requests if r.header("Idempotency-Key") == key]
     assert len(matching) == 1, f"expected one request with key {key}, got {len(matching)}"
@@ -237,7 +206,8 @@ async def _wait_for_records(
 @pytest.mark.parametrize("name", list(cases()))
 async def test_each_outcome_reaches_the_providers_as_decided(
     name: str,
-    providers: tuple[FakeResend, FakeSlack],
+    resend: FakeResend,
+    slack: FakeSlack,
     database_url: str,
     amqp_url: str,
     schema: str,
@@ -245,16 +215,14 @@ async def test_each_outcome_reaches_the_providers_as_decided(
     amqp: AbstractRobustConnection,
 ) -> None:
     case = cases()[name]
-    resend, slack = providers
     revalidate = "https://site.example.test/api/revalidate" if case.revalidation else None
     settings = notifier_settings(
         database_url,
         amqp_url,
         schema,
         topology,
-        resend_api_key=resend.api_key,
-        resend_api_url=resend.url,
-        slack_webhook_url=slack.webhook_url,
+        resend=resend,
+        slack=slack,
         cache_revalidate_url=revalidate,
     )
     expected = 1 if case.slack_kind is None else 2

@@ -8,8 +8,6 @@ on the exchange (read from a tap queue).
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,7 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts import (
-    Failure,
     JobFinished,
-    JobFinishedPayload,
     NotificationFailed,
     NotificationSent,
     Topology,
@@ -30,55 +26,17 @@ from tests.support.broker import collect, tap_queue
 from tests.support.fake_resend import FakeResend, Reply, resend_error
 from tests.support.fake_slack import FakeSlack, slack_error
 from tests.support.notifier_harness import notifier_settings, publish, running_notifier, settled
-
-JOB_NAME = "weekly-gvs-recalculation"
+from tests.support.outcomes import job_finished
 
 
 def failed_run(*failures: tuple[str, str]) -> JobFinished:
-    return JobFinished(
-        job_id=uuid.uuid4(),
-        job_name=JOB_NAME,
-        sequence=4,
-        payload=JobFinishedPayload(
-            status="failed",
-            daos_total=3,
-            daos_processed=3 - len(failures),
-            daos_failed=len(failures),
-            duration_ms=1200,
-            cache_invalidated=False,
-            failures=[
-                Failure(dao_id=f"d{i}", dao_name=n, error=e) for i, (n, e) in enumerate(failures)
-            ],
-        ),
+    return job_finished(
+        "failed", 3, 3 - len(failures), failures=failures, duration_ms=1200, cache_invalidated=False
     )
 
 
 def completed_run() -> JobFinished:
-    return JobFinished(
-        job_id=uuid.uuid4(),
-        job_name=JOB_NAME,
-        sequence=3,
-        payload=JobFinishedPayload(
-            status="completed",
-            daos_total=2,
-            daos_processed=2,
-            daos_failed=0,
-            duration_ms=900,
-            cache_invalidated=True,
-        ),
-    )
-
-
-@pytest.fixture
-async def resend() -> AsyncIterator[FakeResend]:
-    async with FakeResend() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
+    return job_finished("completed", 2, 2, duration_ms=900, cache_invalidated=True)
 
 
 @pytest.fixture
@@ -91,14 +49,7 @@ def settings(
     slack: FakeSlack,
 ) -> Settings:
     return notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
-        resend_api_key=resend.api_key,
-        resend_api_url=resend.url,
-        slack_webhook_url=slack.webhook_url,
-        notify_max_attempts=3,
+        database_url, amqp_url, schema, topology, resend=resend, slack=slack, notify_max_attempts=3
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +20,6 @@ from chassis.broker import declare_topology, publisher_channel
 from chassis.deadletter import REASON_HEADER
 from contracts import (
     JobFinished,
-    JobFinishedPayload,
     Topology,
     encode_event,
     parse_event,
@@ -30,6 +28,7 @@ from contracts import (
 from tests.support.broker import collect, eventually
 from tests.support.fake_resend import FakeResend, Reply
 from tests.support.notifier_harness import deliveries, publish
+from tests.support.outcomes import job_finished
 
 # Settings a developer's shell may hold; the subprocess gets exactly the test's.
 _SETTING_VARS = {
@@ -105,19 +104,7 @@ async def consuming(amqp: AbstractRobustConnection, queue: str) -> None:
 
 
 def completed_run() -> JobFinished:
-    return JobFinished(
-        job_id=uuid.uuid4(),
-        job_name="weekly-gvs-recalculation",
-        sequence=4,
-        payload=JobFinishedPayload(
-            status="completed",
-            daos_total=3,
-            daos_processed=3,
-            daos_failed=0,
-            duration_ms=4100,
-            cache_invalidated=True,
-        ),
-    )
+    return job_finished("completed", 3, 3, duration_ms=4100, cache_invalidated=True)
 
 
 async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same_key(

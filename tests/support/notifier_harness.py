@@ -21,14 +21,24 @@ from notifier.bootstrap import bootstrap
 from notifier.config import Settings
 from notifier.service import Notifier, migrate_schema
 from tests.support.broker import eventually
+from tests.support.fake_resend import FakeResend
+from tests.support.fake_slack import FakeSlack
 
 
 def notifier_settings(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, **overrides: Any
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    *,
+    resend: FakeResend | None = None,
+    slack: FakeSlack | None = None,
+    **overrides: Any,
 ) -> Settings:
     """Settings for this test's schema and broker names, fast timings, nothing configured.
 
-    ``overrides`` (field names) win; providers stay unconfigured unless given.
+    Emails go to ``resend`` and Slack messages to ``slack`` when they are given; a provider
+    not given stays unconfigured. ``overrides`` (field names) win.
     """
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -50,6 +60,10 @@ def notifier_settings(
         "notify_backoff_max": "50ms",
         "notify_resume_interval": "1s",
     }
+    if resend is not None:
+        values |= {"resend_api_key": resend.api_key, "resend_api_url": resend.url}
+    if slack is not None:
+        values["slack_webhook_url"] = slack.webhook_url
     values.update(overrides)
     return Settings(**values)
 
