@@ -97,14 +97,6 @@ async def test_an_unknown_space_is_a_permanent_error(
         await _source(session, hub).fetch(ghost, SINCE)
 
 
-async def test_a_server_error_is_transient(
-    session: aiohttp.ClientSession, hub: SnapshotHub
-) -> None:
-    hub.misbehave("aave.eth", Fault.SERVER_ERROR)
-    with pytest.raises(TransientSourceError, match="answered HTTP 500"):
-        await _source(session, hub).fetch(AAVE, SINCE)
-
-
 async def test_a_hanging_hub_is_transient_within_the_timeout(
     session: aiohttp.ClientSession, hub: SnapshotHub
 ) -> None:
@@ -115,19 +107,29 @@ async def test_a_hanging_hub_is_transient_within_the_timeout(
     assert time.monotonic() - started < 2
 
 
-async def test_malformed_json_is_permanent(
-    session: aiohttp.ClientSession, hub: SnapshotHub
+@pytest.mark.parametrize(
+    ("fault", "error", "message"),
+    [
+        pytest.param(
+            Fault.SERVER_ERROR, TransientSourceError, "answered HTTP 500", id="server-error"
+        ),
+        pytest.param(
+            Fault.MALFORMED_JSON, PermanentSourceError, "malformed JSON", id="malformed-json"
+        ),
+        pytest.param(
+            Fault.WRONG_SHAPE, PermanentSourceError, "unexpected shape: proposals", id="wrong-shape"
+        ),
+    ],
+)
+async def test_a_server_error_is_transient_and_a_bad_answer_permanent(
+    session: aiohttp.ClientSession,
+    hub: SnapshotHub,
+    fault: Fault,
+    error: type[Exception],
+    message: str,
 ) -> None:
-    hub.misbehave("aave.eth", Fault.MALFORMED_JSON)
-    with pytest.raises(PermanentSourceError, match="malformed JSON"):
-        await _source(session, hub).fetch(AAVE, SINCE)
-
-
-async def test_an_answer_of_the_wrong_shape_is_permanent(
-    session: aiohttp.ClientSession, hub: SnapshotHub
-) -> None:
-    hub.misbehave("aave.eth", Fault.WRONG_SHAPE)
-    with pytest.raises(PermanentSourceError, match="unexpected shape: proposals"):
+    hub.misbehave("aave.eth", fault)
+    with pytest.raises(error, match=message):
         await _source(session, hub).fetch(AAVE, SINCE)
 
 
