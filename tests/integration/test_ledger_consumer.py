@@ -20,7 +20,6 @@ from chassis.deadletter import REASON_HEADER
 from contracts.codec import event_body
 from contracts.events import DaoProcessed, DaoProcessedPayload
 from contracts.topology import Topology
-from job_ledger.attachment import attachment_problem
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import collect, eventually
@@ -177,16 +176,17 @@ async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
     pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
 ) -> None:
     async with consuming(pool, amqp, declared) as (consumer, _):
-        assert await attachment_problem(consumer) is None
+        attachment = consumer.attachment
+        assert await attachment.problem() is None
         # What a broker restart has been seen to leave behind: the channel up, no consumer.
-        assert consumer.channel is not None and consumer.consumer_tag is not None
-        underlay = await consumer.channel.get_underlay_channel()
-        await underlay.basic_cancel(consumer.consumer_tag)
-        problem = await attachment_problem(consumer)
+        assert attachment.channel is not None and attachment.consumer_tag is not None
+        underlay = await attachment.channel.get_underlay_channel()
+        await underlay.basic_cancel(attachment.consumer_tag)
+        problem = await attachment.problem()
         assert problem is not None and "not attached" in problem
 
-        assert await consumer.reattach_if_lost() is True
-        assert await attachment_problem(consumer) is None
+        assert await attachment.reattach_if_lost() is True
+        assert await attachment.problem() is None
         events = job_events(uuid.uuid4(), 5)
         await publish(amqp, declared, events)
         await eventually(lambda: stored_count(pool), lambda n: n == 5)

@@ -19,6 +19,7 @@ import aio_pika
 import asyncpg
 from starlette.applications import Starlette
 
+from chassis.attachment import watch_attachment
 from chassis.broker import BrokerUnavailable
 from chassis.database import DatabaseUnavailable, migrate
 from chassis.deadletter import dead_letter_command
@@ -28,7 +29,6 @@ from chassis.logs import configure_logging
 from chassis.migrations import MigrationError, migration_report
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from chassis.settings import SettingsError, load_settings
-from job_ledger.attachment import watch_attachment
 from job_ledger.bootstrap import Ledger, bootstrap, open_broker, open_pool
 from job_ledger.config import Settings
 from job_ledger.migrations import MIGRATIONS
@@ -98,7 +98,9 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         await ledger.consumer.start()
         tasks = {
             asyncio.create_task(ledger.consumer.run(), name="consumer"),
-            asyncio.create_task(watch_attachment(ledger.consumer), name="consumer-watch"),
+            asyncio.create_task(
+                watch_attachment(ledger.consumer.attachment), name="consumer-watch"
+            ),
             asyncio.create_task(ledger.watchdog.run(), name="watchdog"),
             asyncio.create_task(ledger.relay.run(), name="outbox-relay"),
         }

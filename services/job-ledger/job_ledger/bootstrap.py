@@ -8,7 +8,6 @@ publisher and the readiness checks; leaving the block closes them in reverse ord
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from contracts.codec import encode_command
 from contracts.commands import RunRequested
 from contracts.events import utc_now
 from contracts.topology import Topology
-from job_ledger.attachment import attachment_problem
 from job_ledger.config import Settings
 from job_ledger.consumer import EventConsumer
 from job_ledger.watchdog import Watchdog
@@ -142,7 +140,7 @@ async def bootstrap(
                 readiness={
                     "database": database_ready,
                     "broker": broker_ready,
-                    "consumer": functools.partial(attachment_problem, consumer),
+                    "consumer": consumer.attachment.problem,
                 },
                 clock=clock,
             )

@@ -24,6 +24,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from chassis.attachment import Attachment
 from chassis.broker import publisher_channel
 from chassis.database import TRANSIENT_DATABASE_ERRORS
 from chassis.deadletter import dead_letter
@@ -31,7 +32,6 @@ from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
 from contracts.topology import QueueSpec
 from job_ledger import metrics
-from job_ledger.attachment import Attachment
 from job_ledger.event_store import StoreResult
 from job_ledger.recording import record_events
 
@@ -95,25 +95,9 @@ class EventConsumer:
         )
 
     @property
-    def channel(self) -> AbstractChannel | None:
-        """The consuming channel (None before :meth:`start`; a fresh one after a re-attach)."""
-        return self._attachment.channel
-
-    @property
-    def consumer_tag(self) -> str | None:
-        return self._attachment.consumer_tag
-
-    @property
-    def connection(self) -> AbstractRobustConnection:
-        return self._connection
-
-    @property
-    def queue_name(self) -> str:
-        return self._spec.name
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
+    def attachment(self) -> Attachment:
+        """The consumer on the queue: its readiness check, and what the watch re-attaches."""
+        return self._attachment
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)
@@ -309,12 +293,3 @@ class EventConsumer:
                 log.warning("could not nack %s either; the broker will redeliver it", exc)
             return
         metrics.DEAD_LETTERED.labels(cause).inc()
-
-    async def reattach_if_lost(self) -> bool:
-        """Consume again, on a fresh channel, if our consumer is gone; True if it did.
-
-        See :meth:`job_ledger.attachment.Attachment.reattach_if_lost`; the caller bounds it.
-        """
-        if self._stopping:
-            return False
-        return await self._attachment.reattach_if_lost()
