@@ -1,14 +1,17 @@
-"""Consuming: exactly one alert per outcome, dead letters with a reason, nothing configured.
+"""Consuming: exactly one alert per outcome, dead letters with a reason, nothing configured,
+and a consumer the broker lost attached again by the notifier itself.
 
 Real RabbitMQ and Postgres, fake providers. Duplicates are delivered for real (the same
-message published three times), bad messages are really published, and each test checks
-what the providers received and what the tables and queues hold afterwards.
+message published three times), bad messages are really published, the consumer is really
+cancelled on the broker, and each test checks what the providers received and what the
+tables and queues hold afterwards.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -31,6 +34,7 @@ from contracts import (
     parse_event,
 )
 from contracts.events import utc_now
+from notifier.service import Notifier
 from tests.support.broker import collect, eventually, tap_queue
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
@@ -191,7 +195,7 @@ async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_
             await settled(database_url, schema, 2)
             await publish(channel, topology, later)
             records = await settled(database_url, schema, 4)
-            assert notifier.consumer.attached
+            assert await notifier.consumer.attachment.problem() is None
             events = [parse_event(m.body) for m in await collect(tap, 4)]
 
     assert {(r["job_id"], r["channel"], r["state"], r["attempts"]) for r in records} == {
@@ -249,3 +253,75 @@ async def test_health_readiness_and_metrics_describe_the_running_notifier(
     assert 'notifier_notifications_total{channel="slack",kind="failure",state="sent"}' in metrics
     assert 'notifier_provider_latency_seconds_count{channel="email",outcome="ok"}' in metrics
     assert "notifier_retries_total" in metrics
+
+
+async def readiness(http: aiohttp.ClientSession, notifier: Notifier) -> tuple[int, Any]:
+    async with http.get(f"http://127.0.0.1:{notifier.port}/readyz") as response:
+        return response.status, await response.json()
+
+
+async def broker_consumers(amqp: AbstractRobustConnection, queue: str) -> int:
+    """Consumers the broker counts on ``queue`` (a passive declare, as an operator would ask)."""
+    async with await amqp.channel() as channel:
+        declared = await channel.declare_queue(queue, passive=True)
+    return declared.declaration_result.consumer_count or 0
+
+
+async def lose_consumer(
+    notifier: Notifier, http: aiohttp.ClientSession
+) -> tuple[str, tuple[int, Any]]:
+    """Cancel the notifier's consumer on the broker; return its tag and the readiness seen then.
+
+    What a broker restart has been seen to leave behind: the channel up, no consumer. Should
+    the watch re-attach between the cancel and the readiness request (a few milliseconds of
+    its 5 s interval), the readiness seen is of the new consumer: cancel that one instead.
+    """
+    attachment = notifier.consumer.attachment
+    for _ in range(3):
+        tag, channel = attachment.consumer_tag, attachment.channel
+        assert tag is not None and channel is not None
+        await (await channel.get_underlay_channel()).basic_cancel(tag)
+        seen = await readiness(http, notifier)
+        if attachment.consumer_tag == tag:
+            return tag, seen
+    raise AssertionError("the watch re-attached before readiness could be read, three times")
+
+
+async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_by_itself(
+    resend: FakeResend,
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: Topology,
+    amqp: AbstractRobustConnection,
+) -> None:
+    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
+    queue = topology.notifier_queue
+    before, after = failed_run(), failed_run()
+    async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
+        channel = await amqp.channel()
+        await publish(channel, topology, before)
+        await settled(database_url, schema, 2)  # email sent, Slack skipped
+
+        lost, (status, body) = await lose_consumer(notifier, http)
+        assert await broker_consumers(amqp, queue) == 0
+        assert status == 503
+        assert body["checks"]["consumer"] == f"consumer {lost} is not attached to {queue}"
+
+        # Nothing here re-attaches it: the notifier's own watch must.
+        await eventually(
+            lambda: readiness(http, notifier), lambda seen: seen[0] == 200, timeout_s=30
+        )
+        assert notifier.consumer.attachment.consumer_tag != lost
+        assert await broker_consumers(amqp, queue) == 1
+        await publish(channel, topology, after)
+        records = await settled(database_url, schema, 4)
+
+    assert [r.header("Idempotency-Key") for r in resend.requests] == [
+        f"{before.job_id}/failure",
+        f"{after.job_id}/failure",
+    ]
+    assert {(r["job_id"], r["state"]) for r in records if r["channel"] == "email"} == {
+        (before.job_id, "sent"),
+        (after.job_id, "sent"),
+    }

@@ -1,8 +1,9 @@
 """The notifier's one composition root: builds every resource from settings, hands them in.
 
 Nothing connects at import time. :func:`bootstrap` opens the pool, the broker connection and
-channel (declaring the topology), the HTTP session and the transports, and closes them all in
-reverse order on exit.
+a publishing channel (declaring the topology; dead letters go out on it), the HTTP session and
+the transports, and closes them all in reverse order on exit. The consumer opens its own
+channel when it starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from chassis.broker import connect, declare_queue, declare_topology, publisher_channel
+from chassis.broker import connect, declare_topology, publisher_channel
 from chassis.database import create_pool
 from chassis.outbox import OutboxRelay
 from contracts.events import Channel
@@ -103,8 +104,7 @@ async def bootstrap(
         stack.push_async_callback(connection.close)
         channel = await publisher_channel(connection)
         topology = settings.topology
-        exchange = await declare_topology(channel, topology)
-        queue = await declare_queue(channel, topology.notifier, exchange)
+        await declare_topology(channel, topology)
 
         # The request timeout is the dispatcher's; the session's is only a backstop.
         session = aiohttp.ClientSession(
@@ -130,9 +130,9 @@ async def bootstrap(
         )
         consumer = Consumer(
             pool,
+            connection,
+            topology.notifier,
             channel,
-            queue,
-            topology.notifier.dead_letter_queue,
             Planning(settings.revalidation_configured, settings.admin_base_url),
             dispatcher,
         )

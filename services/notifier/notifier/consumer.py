@@ -11,6 +11,11 @@ which sends them at once, and acks: a crash at any point leaves either the messa
 A message that is not a valid event of a known schema version, or an event this consumer
 has no business with, goes to the dead-letter queue with the reason. A database fault leaves
 the message unacked and requeued after a pause; the queue's delivery limit bounds that.
+
+The consumer sits on a :class:`chassis.attachment.Attachment`: its readiness asks both our
+channel and the broker whether the queue has our consumer, and the service's watch re-attaches
+a lost one on a fresh channel. Closing the old channel requeues what it had not acked; an ack
+that fails on it is logged, and the redelivery changes nothing (the event id is recorded).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aio_pika
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from chassis.attachment import Attachment
 from chassis.deadletter import dead_letter
 from contracts.codec import ContractError, parse_event
 from contracts.events import JobAbandoned, JobFinished, JobMissed
+from contracts.topology import QueueSpec
 from notifier.dispatcher import Dispatcher
 from notifier.intake import Claim, Planning, Recorded, record_outcome
 from notifier.metrics import EVENTS_CONSUMED
@@ -34,6 +42,13 @@ PREFETCH = 10
 # Pause before requeueing a message the database could not take, so an outage is not a spin.
 REQUEUE_PAUSE_S = 1.0
 
+# The broker or our channel went away under a message (a restart, a re-attach): what is not
+# acked comes back, and aio-pika reports a closed channel as a RuntimeError, not an AMQPError.
+_CHANNEL_GONE_ERRORS: tuple[type[BaseException], ...] = (
+    aio_pika.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+)
+
 
 class Consumer:
     """Consumes the notifier queue into delivery records; see the module docstring."""
@@ -41,37 +56,35 @@ class Consumer:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        channel: AbstractChannel,
-        queue: AbstractQueue,
-        dead_letter_queue: str,
+        connection: AbstractRobustConnection,
+        queue: QueueSpec,
+        dead_letter_channel: AbstractChannel,
         planning: Planning,
         dispatcher: Dispatcher,
     ) -> None:
+        """``dead_letter_channel`` must have publisher confirms: a dead letter is confirmed
+        before its original is acked."""
         self._pool = pool
-        self._channel = channel
-        self._queue = queue
-        self._dead_letter_queue = dead_letter_queue
+        self._dead_letter_channel = dead_letter_channel
+        self._dead_letter_queue = queue.dead_letter_queue
         self._planning = planning
         self._dispatcher = dispatcher
-        self._consumer_tag: str | None = None
+        self._attachment = Attachment(connection, queue, PREFETCH, self._on_message)
         self._handling: set[asyncio.Task[None]] = set()
 
     @property
-    def attached(self) -> bool:
-        """True while the queue has our consumer on an open channel."""
-        return self._consumer_tag is not None and not self._channel.is_closed
+    def attachment(self) -> Attachment:
+        """The consumer on the queue: its readiness check, and what the watch re-attaches."""
+        return self._attachment
 
     async def start(self) -> None:
-        await self._channel.set_qos(prefetch_count=PREFETCH)
-        self._consumer_tag = await self._queue.consume(self._on_message)
-        log.info("consuming %s", self._queue.name)
+        """Consume the queue on a channel of its own; raises the broker's error if it cannot."""
+        await self._attachment.attach()
+        log.info("consuming %s", self._attachment.queue_name)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking messages and let the ones in hand finish (acked once committed)."""
-        if self._consumer_tag is not None:
-            tag, self._consumer_tag = self._consumer_tag, None
-            if not self._channel.is_closed:
-                await self._queue.cancel(tag)
+        await self._attachment.detach()
         if self._handling:
             await asyncio.wait(list(self._handling), timeout=timeout_s)
 
@@ -91,12 +104,12 @@ class Consumer:
             event = parse_event(message.body)
         except ContractError as exc:
             EVENTS_CONSUMED.labels("dead-lettered").inc()
-            await dead_letter(self._channel, message, self._dead_letter_queue, str(exc))
+            await dead_letter(self._dead_letter_channel, message, self._dead_letter_queue, str(exc))
             return
         if not isinstance(event, JobFinished | JobAbandoned | JobMissed):
             EVENTS_CONSUMED.labels("dead-lettered").inc()
             reason = f"the notifier does not handle {event.event_type} (bound by mistake?)"
-            await dead_letter(self._channel, message, self._dead_letter_queue, reason)
+            await dead_letter(self._dead_letter_channel, message, self._dead_letter_queue, reason)
             return
         extra = {"job_id": event.job_id, "event_id": event.event_id}
         claim = Claim(self._dispatcher)
@@ -114,10 +127,19 @@ class Consumer:
                 EVENTS_CONSUMED.labels("requeued").inc()
                 log.warning("cannot record %s, requeueing: %s", event.event_type, exc, extra=extra)
                 await asyncio.sleep(REQUEUE_PAUSE_S)
-                await message.nack(requeue=True)
+                await self._requeue(message)
                 return
             # Only giving the connection back failed; the event is recorded and acked.
             log.warning("after recording %s: %s", event.event_type, exc, extra=extra)
+        except _CHANNEL_GONE_ERRORS as exc:
+            if recorded is None:
+                raise
+            log.warning(
+                "%s is recorded but its ack failed (the redelivery changes nothing): %s",
+                event.event_type,
+                exc or type(exc).__name__,
+                extra=extra,
+            )
         finally:
             claim.release()
         EVENTS_CONSUMED.labels("recorded" if recorded.created else "duplicate").inc()
@@ -130,3 +152,10 @@ class Consumer:
             )
         else:
             log.info("%s already handled; nothing more to send", event.event_type, extra=extra)
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.nack(requeue=True)
+        except _CHANNEL_GONE_ERRORS as exc:
+            # Its channel is gone: the broker requeues what that channel had not acked.
+            log.warning("could not requeue %s (redelivered anyway): %s", message.message_id, exc)

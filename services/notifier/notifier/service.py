@@ -1,7 +1,9 @@
 """The running notifier: consumer, dispatcher, outbox relay and the health server, together.
 
-:func:`run` is what ``notifier serve`` does: migrate, bootstrap, serve until the stop event,
-then drain (stop consuming, let deliveries in flight finish, publish what the outbox holds).
+:meth:`Notifier.serve` is what ``notifier serve`` does once migrated and bootstrapped: serve
+until the stop event, then drain (stop consuming, let deliveries in flight finish, publish
+what the outbox holds). While it serves, a watch re-attaches the consumer if the broker lost
+it (see :mod:`chassis.attachment`), and ``/readyz`` says not ready until it has.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
+from chassis.attachment import watch_attachment
 from chassis.database import migrate
 from chassis.health import bound_port, health_app, serve_http
 from chassis.migrations import MigrationSource
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = MigrationSource("notifier", Path(__file__).parent / "migrations")
 
 DRAIN_TIMEOUT_S = 10.0
+WATCH_INTERVAL_S = 5.0
 
 
 class Notifier:
@@ -56,7 +60,7 @@ class Notifier:
         return None if self.connection.connected.is_set() else "not connected to RabbitMQ"
 
     async def _consumer_ready(self) -> str | None:
-        return None if self.consumer.attached else "not consuming the notifier queue"
+        return await self.consumer.attachment.problem()
 
     async def serve(
         self,
@@ -82,22 +86,32 @@ class Notifier:
             async with serve_http(health_app(checks), host, port) as server:
                 self.port = bound_port(server)
                 await self.consumer.start()
-                log.info("notifier ready; health on port %d", self.port)
-                on_ready(self)
-                await stop.wait()
+                watch_task = asyncio.create_task(
+                    watch_attachment(self.consumer.attachment, WATCH_INTERVAL_S),
+                    name="consumer-watch",
+                )
+                try:
+                    log.info("notifier ready; health on port %d", self.port)
+                    on_ready(self)
+                    await stop.wait()
+                finally:
+                    # Before the consumer stops: a re-attach in the drain would take new work.
+                    await _cancel(watch_task)
                 log.info("stopping: draining the consumer, deliveries and outbox")
                 await self.consumer.stop(DRAIN_TIMEOUT_S)
         finally:
-            dispatcher_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher_task
+            await _cancel(dispatcher_task)
             await self.dispatcher.drain(DRAIN_TIMEOUT_S)
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            await _cancel(relay_task)
             left = await self.relay.drain(5.0)
             if left:
                 log.warning("%d events stay in the outbox; they go out at the next start", left)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def migrate_schema(database_url: str, schema: str) -> list[str]:
