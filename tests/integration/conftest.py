@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
+import asyncpg
 import pytest
 
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
+from tests.support.ledger import open_ledger_pool
+from tests.support.ledger_web import Ledger, served_ledger
 
 
 @pytest.fixture
@@ -22,3 +26,28 @@ async def slack() -> AsyncIterator[FakeSlack]:
     """A loopback Slack webhook that records what the notifier posts, for this test."""
     async with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """The job-ledger's tables, migrated into this test's schema, behind a pool."""
+    pool = await open_ledger_pool(database_url, schema)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def ledger(pool: asyncpg.Pool) -> AsyncIterator[Ledger]:
+    """The ledger's web app on ``pool``, served on a free loopback port for this test.
+
+    It records run requests instead of publishing them (``ledger.published``).
+    """
+    async with served_ledger(pool) as served:
+        yield served
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client for this test (the admin pages' tests keep cookies in their own)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

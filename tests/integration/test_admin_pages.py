@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
-import asyncpg
 import pytest
 
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     NOW,
     PASSWORD,
@@ -24,20 +22,9 @@ from tests.support.ledger_web import (
     insert_event,
     insert_job,
     insert_notification,
-    served_ledger,
 )
 
 EVIL = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
-    try:
-        async with served_ledger(pool) as served:
-            yield served
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import asyncpg
 import pytest
 
 from tests.support.cdp import Page, chromium
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     NOW,
     PASSWORD,
@@ -22,23 +21,12 @@ from tests.support.ledger_web import (
     insert_event,
     insert_job,
     insert_notification,
-    served_ledger,
 )
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 EVIL = "<img src=x onerror=alert(1)>"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
-    try:
-        async with served_ledger(pool) as served:
-            yield served
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
-import asyncpg
-import pytest
 
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     NOW,
     Ledger,
     get_json,
     insert_event,
     insert_job,
-    served_ledger,
 )
-
-
-@pytest.fixture
-async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
-    try:
-        async with served_ledger(pool) as served:
-            yield served
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_events_come_in_sequence_order_with_unsequenced_ones_last_by_time(

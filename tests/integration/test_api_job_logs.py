@@ -7,7 +7,6 @@ served by uvicorn on 127.0.0.1 and read with aiohttp (helpers in ``tests.support
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -15,7 +14,6 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     AUTH,
     NOW,
@@ -30,25 +28,6 @@ from tests.support.ledger_web import (
 )
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_ledger_pool(database_url, schema)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def ledger(pool: asyncpg.Pool) -> AsyncIterator[Ledger]:
-    async with served_ledger(pool) as served:
-        yield served
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- auth -----------------------------------------------------------------------------------

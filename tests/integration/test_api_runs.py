@@ -17,7 +17,6 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
 from contracts import RunRequested, Topology, encode_command, parse_command
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     AUTH,
     NOW,
@@ -31,8 +30,9 @@ from tests.support.ledger_web import (
 
 @pytest.fixture
 async def ledger(
-    database_url: str, schema: str, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
 ) -> AsyncIterator[Ledger]:
+    """The served ledger, publishing its run requests to the test's commands queue."""
     await declare_topology(await amqp.channel(), topology)
     channel = await publisher_channel(amqp)
 
@@ -41,19 +41,11 @@ async def ledger(
             encode_command(command), routing_key=topology.commands_queue, mandatory=True
         )
 
-    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool, request_run=publish) as served:
             yield served
     finally:
-        await pool.close()
         await channel.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def commands(
@@ -189,8 +181,7 @@ async def test_retry_is_refused_with_409_when_nothing_failed_or_the_job_still_ru
 
 
 async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
-    database_url: str,
-    schema: str,
+    pool: asyncpg.Pool,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
     unique: str,
@@ -203,12 +194,10 @@ async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
             encode_command(command), routing_key=f"test.{unique}.absent", mandatory=True
         )
 
-    pool = await open_ledger_pool(database_url, schema)
     try:
         async with served_ledger(pool, request_run=publish_nowhere) as served:
             status, body = await post_json(http, f"{served.url}/api/admin/jobs/run")
     finally:
-        await pool.close()
         await channel.close()
     assert (status, body) == (
         503,

@@ -17,7 +17,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.ledger import open_ledger_pool
 from tests.support.ledger_web import (
     NOW,
     PASSWORD,
@@ -33,28 +32,25 @@ MAX_EXAMPLES = 60
 
 
 @pytest.fixture
-async def ledger(database_url: str, schema: str) -> AsyncIterator[Ledger]:
-    pool: asyncpg.Pool = await open_ledger_pool(database_url, schema)
-    try:
-        failed = await insert_job(
-            pool,
-            started_at=NOW - timedelta(days=7),
-            status="failed",
-            processed=3,
-            failures=[
-                ("d1", "<img src=x onerror=alert(1)>", "timeout"),
-                ("d2", "Aave", "HTTP 502"),
-            ],
-            fatal_error=None,
-        )
-        await insert_job(pool, started_at=NOW, status="running", processed=2, total=10)
-        await insert_job(pool, started_at=NOW - timedelta(days=14))
-        await insert_event(pool, failed, "JobStarted", 0, NOW, {"daos_total": 5, "trigger": "cron"})
-        await insert_notification(pool, failed, "email", "failure", "sent", NOW)
-        async with served_ledger(pool) as served:
-            yield served
-    finally:
-        await pool.close()
+async def ledger(pool: asyncpg.Pool) -> AsyncIterator[Ledger]:
+    """The served ledger with a failed, a running and a completed job in its tables."""
+    failed = await insert_job(
+        pool,
+        started_at=NOW - timedelta(days=7),
+        status="failed",
+        processed=3,
+        failures=[
+            ("d1", "<img src=x onerror=alert(1)>", "timeout"),
+            ("d2", "Aave", "HTTP 502"),
+        ],
+        fatal_error=None,
+    )
+    await insert_job(pool, started_at=NOW, status="running", processed=2, total=10)
+    await insert_job(pool, started_at=NOW - timedelta(days=14))
+    await insert_event(pool, failed, "JobStarted", 0, NOW, {"daos_total": 5, "trigger": "cron"})
+    await insert_notification(pool, failed, "email", "failure", "sent", NOW)
+    async with served_ledger(pool) as served:
+        yield served
 
 
 async def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(

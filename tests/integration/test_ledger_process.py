@@ -11,7 +11,6 @@ import functools
 import operator
 import random
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,17 +24,10 @@ from contracts.topology import Topology
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import eventually
-from tests.support.ledger import job_events, open_ledger_pool, publish, publish_raw
+from tests.support.ledger import job_events, publish, publish_raw
 from tests.support.processes import SCRIPTS, ServiceProcess, free_port, running, wait_http_ok
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_ledger_pool(database_url, schema)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

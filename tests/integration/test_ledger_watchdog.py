@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
@@ -20,7 +18,7 @@ from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
 from job_ledger.watchdog import Watchdog, missed_ids
 from tests.support.broker import collect, eventually, tap_queue
-from tests.support.ledger import consuming, job_events, open_ledger_pool
+from tests.support.ledger import consuming, job_events
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a slot of "0 0 * * 1"
 GRACE = timedelta(hours=1)
@@ -33,13 +31,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_ledger_pool(database_url, schema)
-    yield pool
-    await pool.close()
 
 
 def watchdog(pool: asyncpg.Pool, topology: Topology, clock: Clock, **overrides: object) -> Watchdog:
