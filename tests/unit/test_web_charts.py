@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from job_ledger.web.charts import runs_chart
 from job_ledger.web.display import event_summary
 from job_ledger.web.queries import JobLog
+from tests.support.job_logs import job_log
 
 NOW = datetime(2025, 12, 22, 12, tzinfo=UTC)
 
 
 def run(days_ago: int, status: str, duration_ms: int | None, failed: int) -> JobLog:
-    started = NOW - timedelta(days=days_ago)
-    return JobLog(
-        id=uuid.uuid4(),
-        job_name="weekly-gvs-recalculation",
-        started_at=started,
-        completed_at=None,
+    return job_log(
+        NOW - timedelta(days=days_ago),
         status=status,
-        daos_processed=1,
-        daos_total=2,
-        errors=None,
+        processed=1,
+        failed=failed,
+        total=2,
         duration_ms=duration_ms,
-        cache_invalidated=False,
-        created_at=started,
-        updated_at=started,
-        trigger="cron",
-        daos_failed=failed,
-        fatal_error=None,
-        last_event_at=None,
-        events_received=0,
-        expected_events=None,
-        abandoned_at=None,
     )
 
 

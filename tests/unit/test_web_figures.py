@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from job_ledger.web.figures import job_stats, percentile, progress_of
 from job_ledger.web.queries import Failure, JobLog, RunSample, group_failures
+from tests.support.job_logs import job_log
 
 NOW = datetime(2025, 12, 22, 12, tzinfo=UTC)
 
@@ -19,26 +19,14 @@ def job(
     started_s_ago: float = 100,
 ) -> JobLog:
     started = NOW - timedelta(seconds=started_s_ago)
-    return JobLog(
-        id=uuid.uuid4(),
-        job_name="weekly-gvs-recalculation",
-        started_at=started,
-        completed_at=None,
+    return job_log(
+        started,
         status=status,
-        daos_processed=processed,
-        daos_total=total,
-        errors=None,
-        duration_ms=None,
-        cache_invalidated=False,
-        created_at=started,
-        updated_at=started,
-        trigger="cron",
-        daos_failed=failed,
-        fatal_error=None,
+        processed=processed,
+        failed=failed,
+        total=total,
         last_event_at=started,
         events_received=1,
-        expected_events=None,
-        abandoned_at=None,
     )
 
 
