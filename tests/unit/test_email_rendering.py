@@ -2,65 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, get_args
-from uuid import UUID
 
 import pytest
 
-from contracts.events import Failure, NotificationKind
+from contracts.events import NotificationKind
 from notifier.decisions import Alert
 from notifier.rendering import RenderedEmail, format_timestamp, human_duration, render_email
+from tests.support.alerts import ADMIN_URL, EVIL_NAME, six_of_ten_failed, weekly_run_alert
 
-JOB_ID = UUID("6f1c2a52-7d0e-4a8e-9a51-3c1f0f1b2c3d")
-ADMIN_URL = f"https://chainsights.one/admin/jobs/{JOB_ID}"
-FINISHED_AT = datetime(2025, 12, 22, 0, 5, 32, tzinfo=UTC)
 GREEN = "#15803d"
 RED = "#b91c1c"
 YELLOW = "#fefce8"
-EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_ERROR = "</ul><script>"
 ALERT_PREFIX = "🚨 ChainSights Alert: "
 
 
 def alert(kind: NotificationKind = "success", **changes: Any) -> Alert:
-    fields: dict[str, Any] = {
-        "kind": kind,
-        "job_id": JOB_ID,
-        "job_name": "weekly-gvs-recalculation",
-        "status": "completed",
-        "occurred_at": FINISHED_AT,
-        "admin_url": ADMIN_URL,
-        "daos_total": 10,
-        "daos_processed": 10,
-        "daos_failed": 0,
-        "duration_ms": 332_000,
-        "cache_invalidated": True,
-    }
+    """A failure lists two of its six failed DAOs, one in HTML; a missed run was due at 00:00."""
     if kind == "failure":
-        fields |= {
-            "status": "failed",
-            "daos_processed": 4,
-            "daos_failed": 6,
-            "failures": (
-                Failure(dao_id="uni", dao_name="Uniswap", error="Snapshot hub timed out"),
-                Failure(dao_id="evil", dao_name=EVIL_NAME, error=EVIL_ERROR),
-            ),
-        }
-    if kind == "abandoned":
-        fields |= {
-            "status": "abandoned",
-            "last_event_at": FINISHED_AT - timedelta(hours=1),
-            "stale_after_s": 3600,
-        }
+        changes = six_of_ten_failed(EVIL_ERROR) | changes
     if kind == "missed":
-        fields |= {
-            "status": "missed",
-            "scheduled_for": datetime(2025, 12, 22, tzinfo=UTC),
-            "grace_s": 1800,
-        }
-    return Alert(**(fields | changes))
+        changes = {"scheduled_for": datetime(2025, 12, 22, tzinfo=UTC)} | changes
+    return weekly_run_alert(kind, **changes)
 
 
 @pytest.mark.parametrize("kind", get_args(NotificationKind))

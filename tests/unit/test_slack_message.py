@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
-from uuid import UUID
 
 import pytest
 
@@ -12,41 +10,14 @@ from contracts.events import Failure, NotificationKind
 from notifier import slack_message
 from notifier.decisions import Alert
 from notifier.slack_message import build_slack_payload, escape_slack_text
+from tests.support.alerts import ADMIN_URL, six_of_ten_failed, weekly_run_alert
 
-JOB_ID = UUID("6f1c2a52-7d0e-4a8e-9a51-3c1f0f1b2c3d")
-ADMIN_URL = f"https://chainsights.one/admin/jobs/{JOB_ID}"
-FINISHED_AT = datetime(2025, 12, 22, 0, 5, 32, tzinfo=UTC)
-EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_ERROR = "</ul><script> & <!channel>"
 
 
 def alert(kind: NotificationKind = "failure", **changes: Any) -> Alert:
-    fields: dict[str, Any] = {
-        "kind": kind,
-        "job_id": JOB_ID,
-        "job_name": "weekly-gvs-recalculation",
-        "status": "failed" if kind == "failure" else "completed",
-        "occurred_at": FINISHED_AT,
-        "admin_url": ADMIN_URL,
-        "daos_total": 10,
-        "daos_processed": 4,
-        "daos_failed": 6,
-        "duration_ms": 332_000,
-        "cache_invalidated": True,
-        "failures": (
-            Failure(dao_id="uni", dao_name="Uniswap", error="Snapshot hub timed out"),
-            Failure(dao_id="evil", dao_name=EVIL_NAME, error=EVIL_ERROR),
-        ),
-    }
-    if kind == "abandoned":
-        fields |= {
-            "status": "abandoned",
-            "last_event_at": FINISHED_AT - timedelta(hours=1),
-            "stale_after_s": 3600,
-        }
-    if kind == "missed":
-        fields |= {"status": "missed", "scheduled_for": FINISHED_AT, "grace_s": 1800}
-    return Alert(**(fields | changes))
+    """Whatever its kind, the run lists two of its six failed DAOs, one in HTML."""
+    return weekly_run_alert(kind, **(six_of_ten_failed(EVIL_ERROR) | changes))
 
 
 def texts(payload: dict[str, Any]) -> list[str]:
