@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
-from chassis.broker import declare_topology
 from chassis.outbox import OutboxRelay, pending_count
 from contracts.codec import parse_event
 from contracts.events import JobAbandoned, JobMissed
@@ -17,7 +16,7 @@ from job_ledger.job_logs import load_rows
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
 from job_ledger.watchdog import Watchdog, missed_ids
-from tests.support.broker import collect, eventually, tap_queue
+from tests.support.broker import collect, eventually, tap_exchange
 from tests.support.ledger import consuming, job_events
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a slot of "0 0 * * 1"
@@ -61,9 +60,7 @@ async def fold_started_job(pool: asyncpg.Pool, at: datetime, count: int = 3) -> 
 async def test_a_silent_running_job_is_failed_once_and_its_abandon_is_published(
     pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, topology)
-    tap = await tap_queue(channel, topology.exchange, "#.job.abandoned")
+    tap = await tap_exchange(amqp, topology, "#.job.abandoned")
     clock = Clock(MONDAY + timedelta(minutes=10))
     stale = await fold_started_job(pool, MONDAY)
     fresh = await fold_started_job(pool, MONDAY + timedelta(minutes=5))
@@ -111,9 +108,7 @@ async def amqp_queue_depth(connection: AbstractRobustConnection, name: str) -> i
 async def test_a_slot_with_no_run_gives_one_job_missed_even_across_restarts(
     pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, topology)
-    tap = await tap_queue(channel, topology.exchange, "#.job.missed")
+    tap = await tap_exchange(amqp, topology, "#.job.missed")
     clock = Clock(MONDAY + GRACE - timedelta(seconds=1))
 
     assert (await watchdog(pool, topology, clock).check_once()).missed == [], "grace not over"

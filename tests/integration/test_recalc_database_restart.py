@@ -14,7 +14,6 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import REGISTRY
 
-from chassis.broker import declare_topology
 from chassis.database import create_pool
 from contracts import Event, JobFinished, RunRequested, Topology, parse_event
 from contracts.events import utc_now
@@ -23,7 +22,7 @@ from recalculator.jobs import JobStore
 from recalculator.scoring import GovernanceData, score_governance
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
-from tests.support.broker import drain, eventually, tap_queue
+from tests.support.broker import drain, eventually, tap_exchange
 from tests.support.recalc import recalc_settings, seed_daos
 
 DAOS = 48
@@ -100,9 +99,7 @@ async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_on
     topology: Topology,
     amqp: AbstractRobustConnection,
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, topology)
-    tap = await tap_queue(channel, topology.exchange)
+    tap = await tap_exchange(amqp, topology)
     settings = recalc_settings(database_url, amqp_url, schema, topology, dao_concurrency=4)
     await seed_daos(settings, DAOS)
     source = SlowSource(delay_s=0.1)

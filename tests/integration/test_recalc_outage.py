@@ -7,13 +7,12 @@ import asyncio
 from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
-from chassis.broker import declare_topology
 from chassis.outbox import pending_count
 from contracts import Topology, parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
-from tests.support.broker import collect, drain, eventually, tap_queue
+from tests.support.broker import collect, drain, eventually, tap_exchange
 from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
 from tests.support.snapshot_hub import Fault, SnapshotHub
 from tests.support.tcp_proxy import TcpProxy
@@ -26,9 +25,7 @@ async def test_a_broker_outage_during_a_run_delays_events_and_loses_none(
     topology: Topology,
     amqp: AbstractRobustConnection,
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, topology)
-    tap = await tap_queue(channel, topology.exchange)
+    tap = await tap_exchange(amqp, topology)
     settings: Settings = recalc_settings(database_url, amqp_url, schema, topology)
     await seed_daos(settings, 20)
     url = URL(amqp_url)

@@ -15,7 +15,6 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
-from chassis.broker import declare_topology
 from contracts import (
     DaoFailed,
     DaoFailedPayload,
@@ -34,7 +33,7 @@ from recalculator.config import Settings
 from recalculator.guard import run_lock
 from recalculator.run import RunRequest
 from recalculator.scoring import GovernanceData, GvsScore
-from tests.support.broker import collect, drain, tap_queue
+from tests.support.broker import collect, drain, tap_exchange
 from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
 from tests.support.snapshot_hub import Fault, SnapshotHub
 
@@ -52,12 +51,6 @@ async def relaying(app: App) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-async def tap(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
-    channel = await amqp.channel()
-    await declare_topology(channel, topology)
-    return await tap_queue(channel, topology.exchange)
 
 
 async def events_of_one_job(queue: AbstractQueue, count: int) -> list[Event]:
@@ -100,7 +93,7 @@ async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_seque
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 50)
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
     async with SnapshotHub(hub_spaces(50)) as hub:
         failing = {
             **{space_of(i): Fault.HANG for i in (3, 13, 23, 33)},
@@ -151,7 +144,7 @@ async def test_thirty_of_fifty_failing_fails_the_job(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 50)
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
     async with SnapshotHub(hub_spaces(50)) as hub:
         for i in range(30):
             hub.misbehave(space_of(i), Fault.WRONG_SHAPE)
@@ -175,7 +168,7 @@ async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 20)
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
 
     def crash_on_dao_07(data: GovernanceData, now: datetime) -> GvsScore:
         from recalculator.scoring import score_governance
@@ -210,7 +203,7 @@ async def test_unknown_dao_ids_end_the_job_failed_with_the_fatal_error(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 3)
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
     async with bootstrap(settings) as app, relaying(app):
         outcome = await app.recalculation.run(RunRequest(JOB, "retry", dao_ids=("dao-01", "gone")))
 
@@ -225,7 +218,7 @@ async def test_no_active_daos_completes_with_zero_of_zero(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 2, inactive=(0, 1))
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
     async with bootstrap(settings) as app, relaying(app):
         outcome = await app.recalculation.run(RunRequest(JOB, "cron"))
 
@@ -241,7 +234,7 @@ async def test_two_runs_started_at_once_run_exactly_once(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     await seed_daos(settings, 5)
-    queue = await tap(amqp, topology)
+    queue = await tap_exchange(amqp, topology)
     async with SnapshotHub(hub_spaces(5)) as hub:
         app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
         async with (

@@ -8,7 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from chassis.broker import declare_topology
+from contracts.topology import Topology
 
 T = TypeVar("T")
 
@@ -20,6 +28,15 @@ async def tap_queue(
     queue = await channel.declare_queue(name, exclusive=not name, auto_delete=not name)
     await queue.bind(exchange, routing_key=binding)
     return queue
+
+
+async def tap_exchange(
+    amqp: AbstractRobustConnection, topology: Topology, binding: str = "#"
+) -> AbstractQueue:
+    """Declare ``topology`` (as a service would at start), then :func:`tap_queue` its exchange."""
+    channel = await amqp.channel()
+    await declare_topology(channel, topology)
+    return await tap_queue(channel, topology.exchange, binding)
 
 
 async def collect(
