@@ -2,8 +2,12 @@
 
 The limit: ``python -m bench.bare alert``, a bare aio-pika consumer that posts one email
 request per JobFinished. Ours: the real ``notifier serve`` with ``RESEND_API_URL`` on the same
-loopback server. Each JobFinished is published (persistent, mandatory, confirmed) and the next
-one only after its request arrived, so the figures are latencies, not queueing.
+loopback server. Both run at once, each on its own queue, and get their jobs in turn (one to
+the limit, one to ours, …), so that a change in the machine's load weighs on both alike. Each
+JobFinished is published (persistent, mandatory, confirmed) once the previous request arrived
+and both sides have settled (:data:`SETTLE_S`: alerts come one per job, not back to back, so
+the previous alert's bookkeeping is not what is measured); the figures are latencies, not
+queueing.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from contracts.topology import Topology
 
 STAGE = "alert latency"
 DEFAULT_JOBS = 200
+SETTLE_S = 0.05
 JOB_NAME = "weekly-gvs-recalculation"
 
 
@@ -122,20 +127,25 @@ def job_finished(job_id: str) -> aio_pika.Message:
 
 
 async def latencies(
-    endpoints: Endpoints, topology: Topology, resend: LoopbackResend, jobs: int
-) -> list[float]:
-    """Publish ``jobs`` JobFinished one after the other; return each one's latency in ms."""
+    endpoints: Endpoints, topologies: list[Topology], resend: LoopbackResend, jobs: int
+) -> list[list[float]]:
+    """Publish ``jobs`` JobFinished to each topology in turn, one at a time; return each
+    topology's latencies in ms."""
     connection = await connect(endpoints.amqp_url, name="bench-alerts")
     try:
         channel = await publisher_channel(connection)
-        exchange = await channel.get_exchange(topology.exchange, ensure=False)
-        found: list[float] = []
+        exchanges = [await channel.get_exchange(t.exchange, ensure=False) for t in topologies]
+        found: list[list[float]] = [[] for _ in topologies]
         for _ in range(jobs):
-            job_id = str(uuid.uuid4())
-            arrived = resend.expect(job_id)
-            sent = time.perf_counter()
-            await exchange.publish(job_finished(job_id), f"{JOB_NAME}.job.finished", mandatory=True)
-            found.append((await asyncio.wait_for(arrived, 30) - sent) * 1000)
+            for exchange, latencies_ms in zip(exchanges, found, strict=True):
+                job_id = str(uuid.uuid4())
+                arrived = resend.expect(job_id)
+                sent = time.perf_counter()
+                await exchange.publish(
+                    job_finished(job_id), f"{JOB_NAME}.job.finished", mandatory=True
+                )
+                latencies_ms.append((await asyncio.wait_for(arrived, 30) - sent) * 1000)
+                await asyncio.sleep(SETTLE_S)
         await channel.close()
         return found
     finally:
@@ -154,48 +164,47 @@ async def run(
     result = StageResult(STAGE)
     resend = LoopbackResend()
     with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
-        async with resend.serving():
-            async with scratch_topology(endpoints.amqp_url, "alert-bare") as topology:
-                bare = ServiceProcess(
-                    "bare-alert",
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.bare",
-                        "alert",
-                        "--queue",
-                        topology.notifier_queue,
-                        "--resend-url",
-                        resend.url,
-                    ],
-                    service_env(endpoints, topology),
-                    logs,
-                )
-                async with started(bare):
-                    await _warm_up(endpoints, topology, resend)
-                    limit = await latencies(endpoints, topology, resend, jobs)
-            async with (
-                scratch_topology(endpoints.amqp_url, "alert") as topology,
-                scratch_schema(endpoints.database_url, "alert") as schema,
-            ):
-                env = service_env(
-                    endpoints,
-                    topology,
-                    notifier_schema=schema,
-                    resend_api_key="re_bench",
-                    resend_api_url=resend.url,
-                    alert_email_to="ops@example.test",
-                    admin_base_url="https://admin.example.test",
-                    health_host="127.0.0.1",
-                )
-                port = free_port()
-                notifier = ServiceProcess(
-                    "notifier", ["notifier", "serve", "--port", str(port)], env, logs
-                )
-                async with started(notifier):
-                    await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", notifier)
-                    await _warm_up(endpoints, topology, resend)
-                    ours = await latencies(endpoints, topology, resend, jobs)
+        async with (
+            resend.serving(),
+            scratch_topology(endpoints.amqp_url, "alert-bare") as bare_topology,
+            scratch_topology(endpoints.amqp_url, "alert") as topology,
+            scratch_schema(endpoints.database_url, "alert") as schema,
+        ):
+            bare = ServiceProcess(
+                "bare-alert",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bare",
+                    "alert",
+                    "--queue",
+                    bare_topology.notifier_queue,
+                    "--resend-url",
+                    resend.url,
+                ],
+                service_env(endpoints, bare_topology),
+                logs,
+            )
+            env = service_env(
+                endpoints,
+                topology,
+                notifier_schema=schema,
+                resend_api_key="re_bench",
+                resend_api_url=resend.url,
+                alert_email_to="ops@example.test",
+                admin_base_url="https://admin.example.test",
+                health_host="127.0.0.1",
+            )
+            port = free_port()
+            notifier = ServiceProcess(
+                "notifier", ["notifier", "serve", "--port", str(port)], env, logs
+            )
+            async with started(bare), started(notifier):
+                await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", notifier)
+                # The consumers may attach a moment after their processes report healthy; the
+                # first job waits for that, and its latency is not counted.
+                await latencies(endpoints, [bare_topology, topology], resend, 1)
+                limit, ours = await latencies(endpoints, [bare_topology, topology], resend, jobs)
     limit_p50, ours_p50 = statistics.median(limit), statistics.median(ours)
     limit_p99, ours_p99 = percentile(limit, 0.99), percentile(ours, 0.99)
     result.figures += [
@@ -225,12 +234,6 @@ async def run(
         f" ours p50 {ours_p50:.1f} ms p99 {ours_p99:.1f} ms"
     )
     return result
-
-
-async def _warm_up(endpoints: Endpoints, topology: Topology, resend: LoopbackResend) -> None:
-    # The consumer may attach a moment after its process reports healthy; the first job
-    # waits for that, and its latency is not counted.
-    await latencies(endpoints, topology, resend, 1)
 
 
 def main() -> None:

