@@ -25,7 +25,15 @@ from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import eventually
 from tests.support.ledger import job_events, publish, publish_raw
-from tests.support.processes import SCRIPTS, ServiceProcess, free_port, running, wait_http_ok
+from tests.support.processes import (
+    SCRIPTS,
+    ServiceProcess,
+    free_port,
+    run_command,
+    running,
+    service_env,
+    wait_http_ok,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -33,13 +41,8 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
     return {
-        "DATABASE_URL": database_url,
-        "AMQP_URL": amqp_url,
+        **service_env(database_url, amqp_url, topology),
         "LEDGER_SCHEMA": schema,
-        "EVENTS_EXCHANGE": topology.exchange,
-        "LEDGER_QUEUE": topology.ledger_queue,
-        "NOTIFIER_QUEUE": topology.notifier_queue,
-        "COMMANDS_QUEUE": topology.commands_queue,
         "ADMIN_PASSWORD": PASSWORD,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
@@ -55,16 +58,9 @@ def ledger(
 async def cli(
     env: dict[str, str], *args: str, extra: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(SCRIPTS / "job-ledger"),
-        *args,
-        env={"PATH": "/usr/bin:/bin", **env, **(extra or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await run_command(
+        [str(SCRIPTS / "job-ledger"), *args], {"PATH": "/usr/bin:/bin", **env, **(extra or {})}
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def stored(pool: asyncpg.Pool) -> int:

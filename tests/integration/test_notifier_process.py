@@ -25,10 +25,11 @@ from contracts import (
     parse_event,
     routing_key,
 )
-from tests.support.broker import collect, eventually
+from tests.support.broker import collect, consumer_count, eventually
 from tests.support.fake_resend import FakeResend, Reply
 from tests.support.notifier_harness import deliveries, publish
 from tests.support.outcomes import job_finished
+from tests.support.processes import run_command, service_env
 
 # Settings a developer's shell may hold; the subprocess gets exactly the test's.
 _SETTING_VARS = {
@@ -46,14 +47,9 @@ def notifier_env(
     database_url: str, amqp_url: str, schema: str, topology: Topology, **extra: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SETTING_VARS}
+    env.update(service_env(database_url, amqp_url, topology))
     env.update(
-        DATABASE_URL=database_url,
-        AMQP_URL=amqp_url,
         NOTIFIER_SCHEMA=schema,
-        EVENTS_EXCHANGE=topology.exchange,
-        LEDGER_QUEUE=topology.ledger_queue,
-        NOTIFIER_QUEUE=topology.notifier_queue,
-        COMMANDS_QUEUE=topology.commands_queue,
         LOG_FORMAT="json",
         NOTIFY_TIMEOUT="1s",
         NOTIFY_BACKOFF_MAX="50ms",
@@ -72,35 +68,14 @@ async def start(env: dict[str, str], log: Path, *args: str) -> asyncio.subproces
 
 
 async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifier",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command([sys.executable, "-m", "notifier", *args], env)
 
 
 async def consuming(amqp: AbstractRobustConnection, queue: str) -> None:
     """Wait until a consumer is attached to ``queue`` (the subprocess is ready)."""
-
-    async def consumers() -> int:
-        channel = await amqp.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-            return int(declared.declaration_result.consumer_count or 0)
-        except Exception:
-            return 0
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-
-    await eventually(consumers, lambda n: n >= 1, timeout_s=30, interval_s=0.1)
+    await eventually(
+        lambda: consumer_count(amqp, queue), lambda n: n >= 1, timeout_s=30, interval_s=0.1
+    )
 
 
 def completed_run() -> JobFinished:

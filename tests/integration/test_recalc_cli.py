@@ -9,14 +9,14 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aio_pika
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts import Topology
 from recalculator.guard import run_lock
-from tests.support.broker import eventually
+from tests.support.broker import consumer_count, eventually
+from tests.support.processes import run_command, service_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,13 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": database_url,
-        "AMQP_URL": amqp_url,
+        **service_env(database_url, amqp_url, topology),
         "RECALC_SCHEMA": schema,
-        "EVENTS_EXCHANGE": topology.exchange,
-        "LEDGER_QUEUE": topology.ledger_queue,
-        "NOTIFIER_QUEUE": topology.notifier_queue,
-        "COMMANDS_QUEUE": topology.commands_queue,
         "GOVERNANCE_SOURCE": "file",
         "GOVERNANCE_DATA": str(REPO / "data" / "governance.sample.json"),
         "DAO_TIMEOUT": "5s",
@@ -42,19 +37,7 @@ def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> di
 
 
 async def recalculator(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "recalculator",
-        *args,
-        env=env,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command([sys.executable, "-m", "recalculator", *args], env, cwd=REPO)
 
 
 @pytest.fixture
@@ -154,19 +137,9 @@ async def test_the_worker_stops_cleanly_on_sigterm(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-
-        async def consumers() -> int:
-            channel = await amqp.channel()
-            try:
-                queue = await channel.declare_queue(topology.commands_queue, passive=True)
-                return int(queue.declaration_result.consumer_count or 0)
-            except aio_pika.exceptions.ChannelClosed:
-                return 0
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-
-        await eventually(consumers, lambda n: n == 1, timeout_s=30)
+        await eventually(
+            lambda: consumer_count(amqp, topology.commands_queue), lambda n: n == 1, timeout_s=30
+        )
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 30)
     finally:
@@ -175,4 +148,4 @@ async def test_the_worker_stops_cleanly_on_sigterm(
             await process.wait()
     assert process.returncode == 0, err.decode()
     assert "SIGTERM received" in err.decode()
-    assert await consumers() == 0
+    assert await consumer_count(amqp, topology.commands_queue) == 0

@@ -39,6 +39,19 @@ async def tap_exchange(
     return await tap_queue(channel, topology.exchange, binding)
 
 
+async def consumer_count(amqp: AbstractRobustConnection, queue: str) -> int:
+    """Consumers the broker counts on ``queue`` (a passive declare); 0 while it does not exist."""
+    channel = await amqp.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
+    except aio_pika.exceptions.ChannelClosed:
+        return 0
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
 async def collect(
     queue: AbstractQueue, count: int, timeout_s: float = 15.0
 ) -> list[AbstractIncomingMessage]:

@@ -12,12 +12,46 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
 
+from contracts.topology import Topology
+
 SCRIPTS = Path(sys.executable).parent
+
+
+def service_env(database_url: str, amqp_url: str, topology: Topology) -> dict[str, str]:
+    """The variables every service reads to find this test's Postgres, RabbitMQ and broker
+    names; a service's schema and its own settings come on top."""
+    return {
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "EVENTS_EXCHANGE": topology.exchange,
+        "LEDGER_QUEUE": topology.ledger_queue,
+        "NOTIFIER_QUEUE": topology.notifier_queue,
+        "COMMANDS_QUEUE": topology.commands_queue,
+    }
+
+
+async def run_command(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, timeout_s: float = 60
+) -> tuple[int, str, str]:
+    """Run ``argv`` to its end with exactly ``env``; return its exit code, stdout and stderr.
+
+    Raises ``TimeoutError`` if it has not ended within ``timeout_s``.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 class ServiceProcess:
