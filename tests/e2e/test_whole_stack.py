@@ -28,6 +28,7 @@ from contracts import Topology, parse_event
 from tests.support.broker import drain, eventually
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
+from tests.support.ledger_web import JOB_LOG_STORY_FIELDS
 from tests.support.processes import SCRIPTS, ServiceProcess, free_port, wait_http_ok
 from tests.support.services import ServiceUrls
 from tests.support.snapshot_hub import Fault, HubSpace, SnapshotHub, hub_proposal
@@ -36,20 +37,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PASSWORD = "e2e-admin-password"
 DAO_IDS = [f"dao-{n:02d}" for n in range(1, 21)]
-STORY_FIELDS = {
-    "id",
-    "jobName",
-    "startedAt",
-    "completedAt",
-    "status",
-    "daosProcessed",
-    "daosTotal",
-    "errors",
-    "durationMs",
-    "cacheInvalidated",
-    "createdAt",
-    "updatedAt",
-}
 
 
 def space_of(dao_id: str) -> str:
@@ -260,7 +247,7 @@ async def test_twenty_daos_with_six_failing_complete_with_a_green_email_and_a_sl
 
     job = await stack.trigger_and_wait()
 
-    assert STORY_FIELDS <= set(job)
+    assert set(JOB_LOG_STORY_FIELDS) <= set(job)
     assert job["jobName"] == "weekly-gvs-recalculation"
     assert (job["status"], job["daosProcessed"], job["daosTotal"]) == ("completed", 14, 20)
     assert job["cacheInvalidated"] is False

@@ -25,6 +25,21 @@ PASSWORD = "s3cret-admin-pässword"
 SESSION_SECRET = "test-session-secret-0123456789"
 NOW = datetime(2025, 12, 22, 12, 0, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {PASSWORD}"}
+JOB_LOG_STORY_FIELDS = (
+    "id",
+    "jobName",
+    "startedAt",
+    "completedAt",
+    "status",
+    "daosProcessed",
+    "daosTotal",
+    "errors",
+    "durationMs",
+    "cacheInvalidated",
+    "createdAt",
+    "updatedAt",
+)
+"""The fields of a job log the story promises the admin site, in the story's order."""
 
 
 class Clock:

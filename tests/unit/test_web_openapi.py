@@ -10,6 +10,7 @@ from starlette.routing import Mount, Route
 from contracts import RunRequested
 from job_ledger.web import create_app
 from job_ledger.web.openapi import openapi_document
+from tests.support.ledger_web import JOB_LOG_STORY_FIELDS
 
 
 async def _publish(_: RunRequested) -> None:
@@ -64,18 +65,4 @@ def test_the_document_is_openapi_3_1_with_bearer_security_on_the_api_only() -> N
 
 def test_the_job_log_schema_lists_the_storys_fields() -> None:
     fields = openapi_document()["components"]["schemas"]["JobLog"]["required"]
-    story = [
-        "id",
-        "jobName",
-        "startedAt",
-        "completedAt",
-        "status",
-        "daosProcessed",
-        "daosTotal",
-        "errors",
-        "durationMs",
-        "cacheInvalidated",
-        "createdAt",
-        "updatedAt",
-    ]
-    assert fields[: len(story)] == story
+    assert tuple(fields[: len(JOB_LOG_STORY_FIELDS)]) == JOB_LOG_STORY_FIELDS
