@@ -8,7 +8,6 @@ the service does then must not mark a row sent or ack a message it cannot vouch 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from tests.support.tcp_proxy import TcpProxy
 
@@ -41,19 +40,7 @@ class FaultyProxy(TcpProxy):
         super().cut()
         self._flowing.set()
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                await self._flowing.wait()
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
-                if dst.transport.is_closing():
-                    break
-                dst.write(data)
-                await dst.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._links.discard(dst)
-            with contextlib.suppress(Exception):
-                dst.transport.abort()
+    async def _before_forwarding(self) -> None:
+        await self._flowing.wait()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)

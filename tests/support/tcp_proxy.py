@@ -59,12 +59,18 @@ class TcpProxy:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _before_forwarding(self) -> None:
+        """Called before each chunk is passed on; a subclass holds or delays links here."""
+
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
+                await self._before_forwarding()
+                if dst.transport.is_closing():  # cut while the chunk was held
+                    break
                 dst.write(data)
                 await dst.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
             self._links.discard(dst)
