@@ -68,34 +68,24 @@ def build_events(job_id: uuid.UUID, h: History) -> list[Event]:
     ]
     failures = []
     for i, failed in enumerate(h.outcomes, start=1):
-        at = T0 + timedelta(seconds=i)
+        envelope: dict[str, object] = {
+            "event_id": _id(job_id, str(i)),
+            "job_id": job_id,
+            "job_name": JOB_NAME,
+            "sequence": i,
+            "occurred_at": T0 + timedelta(seconds=i),
+        }
         if failed:
             failures.append(Failure(dao_id=f"dao-{i}", dao_name=f"DAO {i}", error=f"boom {i}"))
-            events.append(
-                DaoFailed(
-                    event_id=_id(job_id, str(i)),
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=i,
-                    occurred_at=at,
-                    payload=DaoFailedPayload(
-                        dao_id=f"dao-{i}", dao_name=f"DAO {i}", error=f"boom {i}", attempts=3
-                    ),
-                )
+            payload = DaoFailedPayload(
+                dao_id=f"dao-{i}", dao_name=f"DAO {i}", error=f"boom {i}", attempts=3
             )
+            events.append(DaoFailed.model_validate({**envelope, "payload": payload}))
         else:
-            events.append(
-                DaoProcessed(
-                    event_id=_id(job_id, str(i)),
-                    job_id=job_id,
-                    job_name=JOB_NAME,
-                    sequence=i,
-                    occurred_at=at,
-                    payload=DaoProcessedPayload(
-                        dao_id=f"dao-{i}", dao_name=f"DAO {i}", score=50, duration_ms=i
-                    ),
-                )
+            processed = DaoProcessedPayload(
+                dao_id=f"dao-{i}", dao_name=f"DAO {i}", score=50, duration_ms=i
             )
+            events.append(DaoProcessed.model_validate({**envelope, "payload": processed}))
     end = len(h.outcomes) + 1
     if h.finished:
         failed_count = sum(h.outcomes)
