@@ -10,7 +10,6 @@ tables and queues hold afterwards.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,7 +21,6 @@ from aio_pika.abc import AbstractRobustConnection
 from chassis.deadletter import REASON_HEADER
 from contracts import (
     JobFinished,
-    JobFinishedPayload,
     JobMissed,
     JobMissedPayload,
     NotificationFailed,
@@ -35,7 +33,7 @@ from contracts import (
 )
 from contracts.events import utc_now
 from notifier.service import Notifier
-from tests.support.broker import collect, eventually, tap_queue
+from tests.support.broker import collect, eventually, tap_exchange
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.notifier_harness import (
@@ -45,49 +43,24 @@ from tests.support.notifier_harness import (
     running_notifier,
     settled,
 )
-
-JOB_NAME = "weekly-gvs-recalculation"
-
-
-def failed_run(job_id: uuid.UUID | None = None) -> JobFinished:
-    return JobFinished(
-        job_id=job_id or uuid.uuid4(),
-        job_name=JOB_NAME,
-        sequence=11,
-        payload=JobFinishedPayload(
-            status="failed",
-            daos_total=10,
-            daos_processed=2,
-            daos_failed=8,
-            duration_ms=5000,
-            cache_invalidated=False,
-        ),
-    )
+from tests.support.outcomes import JOB_NAME, job_finished
 
 
-@pytest.fixture
-async def providers() -> AsyncIterator[tuple[FakeResend, FakeSlack]]:
-    async with FakeResend() as resend, FakeSlack() as slack:
-        yield resend, slack
+def failed_run() -> JobFinished:
+    return job_finished("failed", 10, 2, duration_ms=5000, cache_invalidated=False)
 
 
 async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_one_slack(
-    providers: tuple[FakeResend, FakeSlack],
+    resend: FakeResend,
+    slack: FakeSlack,
     database_url: str,
     amqp_url: str,
     schema: str,
     topology: Topology,
     amqp: AbstractRobustConnection,
 ) -> None:
-    resend, slack = providers
     settings = notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
-        resend_api_key=resend.api_key,
-        resend_api_url=resend.url,
-        slack_webhook_url=slack.webhook_url,
+        database_url, amqp_url, schema, topology, resend=resend, slack=slack
     )
     event = failed_run()
     # The same job finishing again under another event id (a republish) is no new outcome.
@@ -119,22 +92,14 @@ async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_o
 
 
 async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes_on(
-    providers: tuple[FakeResend, FakeSlack],
+    resend: FakeResend,
     database_url: str,
     amqp_url: str,
     schema: str,
     topology: Topology,
     amqp: AbstractRobustConnection,
 ) -> None:
-    resend, _ = providers
-    settings = notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
-        resend_api_key=resend.api_key,
-        resend_api_url=resend.url,
-    )
+    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
     good = failed_run()
     future_version = orjson.loads(event_body(failed_run()))
     future_version["schema_version"] = 2
@@ -179,9 +144,7 @@ async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = notifier_settings(database_url, amqp_url, schema, topology)
-    tap_channel = await amqp.channel()
-    await tap_channel.declare_exchange(topology.exchange, "topic", durable=True)
-    tap = await tap_queue(tap_channel, topology.exchange, "#.notification.*")
+    tap = await tap_exchange(amqp, topology, "#.notification.*")
     first = failed_run()
     later = JobMissed(
         job_id=uuid.uuid4(),
@@ -219,30 +182,22 @@ async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_
 
 
 async def test_health_readiness_and_metrics_describe_the_running_notifier(
-    providers: tuple[FakeResend, FakeSlack],
+    resend: FakeResend,
+    slack: FakeSlack,
     database_url: str,
     amqp_url: str,
     schema: str,
     topology: Topology,
     amqp: AbstractRobustConnection,
 ) -> None:
-    resend, slack = providers
     settings = notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
-        resend_api_key=resend.api_key,
-        resend_api_url=resend.url,
-        slack_webhook_url=slack.webhook_url,
+        database_url, amqp_url, schema, topology, resend=resend, slack=slack
     )
     async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
         await publish(await amqp.channel(), topology, failed_run())
         await settled(database_url, schema, 2)
-        base = f"http://127.0.0.1:{notifier.port}"
-        async with http.get(f"{base}/readyz") as response:
-            ready = (response.status, await response.json())
-        async with http.get(f"{base}/metrics") as response:
+        ready = await readiness(http, notifier)
+        async with http.get(f"http://127.0.0.1:{notifier.port}/metrics") as response:
             metrics = await response.text()
 
     assert ready == (

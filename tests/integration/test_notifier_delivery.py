@@ -22,7 +22,7 @@ from contracts import (
     parse_event,
 )
 from notifier.config import Settings
-from tests.support.broker import collect, tap_queue
+from tests.support.broker import collect, tap_exchange
 from tests.support.fake_resend import FakeResend, Reply, resend_error
 from tests.support.fake_slack import FakeSlack, slack_error
 from tests.support.notifier_harness import notifier_settings, publish, running_notifier, settled
@@ -56,9 +56,7 @@ def settings(
 @pytest.fixture
 async def outcomes(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
     """A tap on the notifier's own events (declared with the topology, before any publish)."""
-    channel = await amqp.channel()
-    await channel.declare_exchange(topology.exchange, "topic", durable=True)
-    return await tap_queue(channel, topology.exchange, "#.notification.*")
+    return await tap_exchange(amqp, topology, "#.notification.*")
 
 
 async def outcome_events(queue: AbstractQueue, count: int) -> list[Any]:
