@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
 import asyncpg
@@ -27,17 +25,10 @@ from tests.support.ledger import (
     JOB_NAME,
     consuming,
     job_events,
-    open_ledger_pool,
     publish,
     publish_raw,
 )
-
-
-@pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_ledger_pool(database_url, schema)
-    yield pool
-    await pool.close()
+from tests.support.postgres import ensure_postgres_started, restart_postgres
 
 
 @pytest.fixture
@@ -129,24 +120,6 @@ async def test_two_consumers_on_one_queue_fold_exactly_what_one_does(
 
 def retries() -> float:
     return REGISTRY.get_sample_value("ledger_database_retries_total") or 0.0
-
-
-def restart_postgres() -> None:
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def ensure_postgres_started() -> None:
-    # `start` fails when the cluster already runs; only whether it runs afterwards matters.
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "start"],
-        capture_output=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.chaos

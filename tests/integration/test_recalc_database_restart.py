@@ -5,7 +5,6 @@ the worker takes the next command by itself."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -23,6 +22,7 @@ from recalculator.scoring import GovernanceData, score_governance
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
 from tests.support.broker import drain, eventually, tap_exchange
+from tests.support.postgres import ensure_postgres_started, restart_postgres
 from tests.support.recalc import recalc_settings, seed_daos
 
 DAOS = 48
@@ -43,25 +43,6 @@ class SlowSource:
         if int(dao.id.removeprefix("dao-")) >= GATED_FROM:
             await self.gate.wait()
         return GovernanceData(dao_id=dao.id)
-
-
-def restart_postgres() -> None:
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def ensure_postgres_started() -> None:
-    if subprocess.run(["pg_isready", "-h", "127.0.0.1"], capture_output=True).returncode == 0:
-        return
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "start"],
-        capture_output=True,
-        timeout=60,
-    )
 
 
 async def job_rows(database_url: str, schema: str) -> list[asyncpg.Record]:
