@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chassis.database import TRANSIENT_DATABASE_ERRORS
 from job_ledger.web.templating import render_error_page
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,9 @@ CODES: dict[int, str] = {
     503: "UNAVAILABLE",
 }
 
-# Postgres or the network under it went away: the request may succeed later, so 503, not 500.
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
+# Postgres or the network under it went away (a restart, say): the request may succeed later,
+# so 503, not 500. The same errors every service retries a transaction on.
+_UNAVAILABLE = TRANSIENT_DATABASE_ERRORS
 
 
 class JsonResponse(Response):
