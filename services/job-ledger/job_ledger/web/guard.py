@@ -1,8 +1,9 @@
 """Browser sessions for the admin pages: who is signed in, CSRF checks, cookies and redirects.
 
 A page handler asks :func:`session_of` and gets either the session or the redirect to the
-login form; a form handler also calls :func:`check_csrf`. Cookies are HttpOnly,
-SameSite=Strict, scoped to ``/admin`` and Secure when the admin URL is https.
+login form; a form handler asks :func:`signed_form`, which also checks the CSRF token.
+Cookies are HttpOnly, SameSite=Strict, scoped to ``/admin`` and Secure when the admin URL is
+https.
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ async def csrf_refused_page() -> Response:
     return await render_error_page(
         403, "This form was not sent from a page of this session. Reload the page and try again."
     )
+
+
+async def signed_form(request: Request, settings: PageSettings) -> FormData | Response:
+    """Return the POSTed form of a signed-in admin that carries the session's CSRF token, or
+    the response that refuses it (the login redirect, or the 403 page)."""
+    session = session_of(request, settings)
+    if isinstance(session, Response):
+        return session
+    # No files are accepted, so the form outlives the context (which only closes uploads).
+    async with request.form(max_files=0, max_fields=10) as form:
+        try:
+            check_csrf(form, session, settings)
+        except CsrfRefused:
+            return await csrf_refused_page()
+        return form
 
 
 def remember_session(response: Response, cookie: str, settings: PageSettings) -> None:

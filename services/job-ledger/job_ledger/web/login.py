@@ -10,14 +10,11 @@ from starlette.routing import Route
 
 from job_ledger.web.auth import SESSION_COOKIE, password_matches
 from job_ledger.web.guard import (
-    CsrfRefused,
     PageSettings,
-    check_csrf,
-    csrf_refused_page,
     forget_session,
     remember_session,
     safe_next,
-    session_of,
+    signed_form,
 )
 from job_ledger.web.templating import render_page
 
@@ -56,14 +53,9 @@ def login_routes(settings: PageSettings) -> list[Route]:
         )
 
     async def logout(request: Request) -> Response:
-        session = session_of(request, settings)
-        if isinstance(session, Response):
-            return session
-        async with request.form(max_files=0, max_fields=10) as form:
-            try:
-                check_csrf(form, session, settings)
-            except CsrfRefused:
-                return await csrf_refused_page()
+        form = await signed_form(request, settings)
+        if isinstance(form, Response):
+            return form
         response = RedirectResponse("/admin/login", status_code=303)
         forget_session(response, settings)
         return response

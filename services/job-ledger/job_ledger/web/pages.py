@@ -21,13 +21,11 @@ from job_ledger.web.display import event_summary
 from job_ledger.web.errors import ApiError
 from job_ledger.web.figures import job_stats, progress_of
 from job_ledger.web.guard import (
-    CsrfRefused,
     PageSettings,
-    check_csrf,
     clear_flash,
-    csrf_refused_page,
     redirect_with_flash,
     session_of,
+    signed_form,
     take_flash,
 )
 from job_ledger.web.login import login_routes
@@ -110,15 +108,10 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
         )
 
     async def start_run(request: Request) -> Response:
-        session = session_of(request, settings)
-        if isinstance(session, Response):
-            return session
-        async with request.form(max_files=0, max_fields=10) as form:
-            try:
-                check_csrf(form, session, settings)
-            except CsrfRefused:
-                return await csrf_refused_page()
-            back = str(form.get("back") or "")
+        form = await signed_form(request, settings)
+        if isinstance(form, Response):
+            return form
+        back = str(form.get("back") or "")
         target = back if back.startswith("/admin/jobs") and "//" not in back else "/admin/jobs"
         try:
             command = await commands.request_new_run(ctx)
@@ -127,14 +120,9 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
         return redirect_with_flash(target, f"Run requested: {command.request_id}", "ok", settings)
 
     async def retry_failed(request: Request) -> Response:
-        session = session_of(request, settings)
-        if isinstance(session, Response):
-            return session
-        async with request.form(max_files=0, max_fields=10) as form:
-            try:
-                check_csrf(form, session, settings)
-            except CsrfRefused:
-                return await csrf_refused_page()
+        form = await signed_form(request, settings)
+        if isinstance(form, Response):
+            return form
         try:
             job_id = parse_uuid(request.path_params["id"])
         except ApiError as exc:
