@@ -242,9 +242,10 @@ async def _measure(
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    minimum = ledger_ingest.MIN_EVENTS
-    if args.events < minimum or 0 < args.backlog_events < minimum:
-        parser.error(f"--events and --backlog-events (unless 0) must be at least {minimum:,}")
+    try:
+        ledger_ingest.check_sizes(args.events, args.backlog_events)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         endpoints = Endpoints.from_environment()
     except SettingsError as exc:

@@ -12,7 +12,6 @@ queueing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import statistics
@@ -37,6 +36,7 @@ from bench.common import (
     scratch_schema,
     scratch_topology,
     service_env,
+    stage_cli,
     started,
     wait_until_http_ok,
 )
@@ -236,13 +236,5 @@ async def run(
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
-    args = parser.parse_args()
-    outcome = asyncio.run(run(Endpoints.from_environment(), args.jobs))
-    print("\n".join(outcome.details))
-
-
 if __name__ == "__main__":
-    main()
+    stage_cli(__doc__, run, jobs=DEFAULT_JOBS)

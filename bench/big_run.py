@@ -10,7 +10,6 @@ ledger's ``job_logs`` row complete.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import tempfile
@@ -32,6 +31,7 @@ from bench.common import (
     scratch_schema,
     scratch_topology,
     service_env,
+    stage_cli,
     started,
     wait_until_http_ok,
 )
@@ -216,13 +216,5 @@ async def run(
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--daos", type=int, default=DEFAULT_DAOS)
-    args = parser.parse_args()
-    outcome = asyncio.run(run(Endpoints.from_environment(), args.daos))
-    print("\n".join(outcome.details))
-
-
 if __name__ == "__main__":
-    main()
+    stage_cli(__doc__, run, daos=DEFAULT_DAOS)

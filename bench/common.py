@@ -7,6 +7,7 @@ names are unique per run (never the defaults) and removed afterwards.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -511,3 +512,28 @@ class RssSampler:
 
 def mb(value: float) -> float:
     return value / 1_000_000
+
+
+def stage_cli(
+    doc: str | None,
+    run: Callable[..., Coroutine[Any, Any, StageResult]],
+    check: Callable[..., None] | None = None,
+    **sizes: int,
+) -> None:
+    """Run one stage from the command line (``python -m bench.<stage> --<size> N …``).
+
+    ``sizes`` are the stage's size arguments with their defaults, passed to ``run`` (and first
+    to ``check``, whose ``ValueError`` is a usage error) by name. Prints the stage's details;
+    ``python -m bench`` runs every stage and writes the table.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else "")
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    args = vars(parser.parse_args())
+    if check is not None:
+        try:
+            check(**args)
+        except ValueError as exc:
+            parser.error(str(exc))
+    outcome = asyncio.run(run(Endpoints.from_environment(), **args))
+    print("\n".join(outcome.details))

@@ -8,7 +8,6 @@ them in turn, three rounds, and the best round of each side counts.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import re
@@ -29,6 +28,7 @@ from bench.common import (
     scratch_schema,
     scratch_topology,
     service_env,
+    stage_cli,
     started,
     wait_until_http_ok,
 )
@@ -244,14 +244,5 @@ async def run(
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
-    parser.add_argument("--seconds", type=int, default=DEFAULT_SECONDS)
-    args = parser.parse_args()
-    outcome = asyncio.run(run(Endpoints.from_environment(), args.jobs, args.seconds))
-    print("\n".join(outcome.details))
-
-
 if __name__ == "__main__":
-    main()
+    stage_cli(__doc__, run, jobs=DEFAULT_JOBS, seconds=DEFAULT_SECONDS)

@@ -13,7 +13,6 @@ ledger's RSS over time; its limit is the ingest limit, scaled.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
@@ -43,6 +42,7 @@ from bench.common import (
     scratch_schema,
     scratch_topology,
     service_env,
+    stage_cli,
     started,
 )
 from chassis.broker import connect
@@ -272,6 +272,15 @@ async def ingest_limit(endpoints: Endpoints, events: int) -> Throughput:
             await connection.close()
 
 
+def check_sizes(events: int, backlog_events: int) -> None:
+    """Raise ``ValueError`` unless both backlogs span several transactions (0 skips the
+    catch-up): a backlog taken in one transaction has no span to time."""
+    if events < MIN_EVENTS or 0 < backlog_events < MIN_EVENTS:
+        raise ValueError(
+            f"--events and --backlog-events (unless 0) must be at least {MIN_EVENTS:,}"
+        )
+
+
 def _check(totals: dict[str, int], events: int, per_job: int = 1000) -> None:
     jobs = -(-events // per_job)
     if totals["folded"] != events or totals["complete"] != jobs:
@@ -284,7 +293,11 @@ async def run(
     backlog_events: int = DEFAULT_BACKLOG,
     log_dir: Path | None = None,
 ) -> StageResult:
-    """Ingest limit and ours on ``events``; then the catch-up of ``backlog_events`` (0: skip)."""
+    """Ingest limit and ours on ``events``; then the catch-up of ``backlog_events`` (0: skip).
+
+    Raises ``ValueError`` for a size below :data:`MIN_EVENTS` (see :func:`check_sizes`).
+    """
+    check_sizes(events, backlog_events)
     result = StageResult(INGEST)
     with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
         limit = await ingest_limit(endpoints, events)
@@ -352,16 +365,5 @@ async def run(
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
-    parser.add_argument("--backlog-events", type=int, default=DEFAULT_BACKLOG)
-    args = parser.parse_args()
-    if args.events < MIN_EVENTS or 0 < args.backlog_events < MIN_EVENTS:
-        parser.error(f"--events and --backlog-events (unless 0) must be at least {MIN_EVENTS:,}")
-    outcome = asyncio.run(run(Endpoints.from_environment(), args.events, args.backlog_events))
-    print("\n".join(outcome.details))
-
-
 if __name__ == "__main__":
-    main()
+    stage_cli(__doc__, run, check_sizes, events=DEFAULT_EVENTS, backlog_events=DEFAULT_BACKLOG)

@@ -8,8 +8,6 @@ the clock starts), until every row is confirmed and marked sent.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import time
 
 import asyncpg
@@ -25,6 +23,7 @@ from bench.common import (
     purge,
     scratch_schema,
     scratch_topology,
+    stage_cli,
 )
 from chassis import outbox
 from chassis.broker import connect
@@ -97,13 +96,5 @@ async def run(endpoints: Endpoints, events: int = DEFAULT_EVENTS) -> StageResult
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
-    args = parser.parse_args()
-    outcome = asyncio.run(run(Endpoints.from_environment(), args.events))
-    print("\n".join(outcome.details))
-
-
 if __name__ == "__main__":
-    main()
+    stage_cli(__doc__, run, events=DEFAULT_EVENTS)
