@@ -29,7 +29,7 @@ def job_log(
         status=status,
         daos_processed=processed,
         daos_total=total,
-        errors=None,
+        errors_json=None,
         duration_ms=duration_ms,
         cache_invalidated=False,
         created_at=started_at,
