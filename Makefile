@@ -46,7 +46,8 @@ pytest: install services
 chaos: install services
 	$(BIN)/python -m tests.chaos --scale full --write-doc docs/reliability.md
 
-# The benchmarks (~20 min); not part of `make test` (a smoke version of them is).
+# The benchmarks (~10 min on a quiet 2-core machine); not part of `make test` (a smoke
+# version of them is). Each stage also runs alone: python -m bench --only relay ingest …
 bench: install services tools
 	$(BIN)/python -m bench
 
