@@ -39,6 +39,15 @@ BROKER_CALL_TIMEOUT_S = 5.0
 
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
+CHANNEL_GONE_ERRORS: tuple[type[BaseException], ...] = (
+    aio_pika.exceptions.AMQPError,
+    # What aio-pika raises for a message or channel whose channel has closed (a RuntimeError,
+    # not an AMQPError): e.g. acking a message after a broker restart or a re-attach.
+    aio_pika.exceptions.ChannelInvalidStateError,
+)
+"""Errors that say the broker or our channel went away under a message: what was not acked
+comes back once the consumer is attached again, so a consumer logs them and goes on."""
+
 
 class Attachment:
     """One consumer on one queue, on a channel of its own; replaced whole when it is lost.

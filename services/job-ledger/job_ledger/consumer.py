@@ -24,7 +24,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from chassis.attachment import Attachment
+from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment
 from chassis.broker import publisher_channel
 from chassis.database import TRANSIENT_DATABASE_ERRORS
 from chassis.deadletter import dead_letter
@@ -36,16 +36,6 @@ from job_ledger.event_store import StoreResult
 from job_ledger.recording import record_events
 
 log = logging.getLogger(__name__)
-
-
-BROKER_GONE_ERRORS: tuple[type[BaseException], ...] = (
-    aio_pika.exceptions.AMQPError,
-    # What aio-pika raises for a message or channel whose channel has closed (a RuntimeError,
-    # not an AMQPError): e.g. acking a batch that committed while the broker went away.
-    aio_pika.exceptions.ChannelInvalidStateError,
-)
-"""Errors that say the broker or the channel went away under a batch: what is not acked comes
-back once the consumer is attached again (folded ones as duplicates the store ignores)."""
 
 _LOGGED_TYPES = frozenset({"JobStarted", "JobFinished", "JobAbandoned", "JobMissed"})
 
@@ -124,7 +114,7 @@ class EventConsumer:
                 continue
             try:
                 await self.handle_batch(batch)
-            except BROKER_GONE_ERRORS as exc:
+            except CHANNEL_GONE_ERRORS as exc:
                 log.warning(
                     "the broker went away under a batch of %d (it will be redelivered): %s",
                     len(batch),

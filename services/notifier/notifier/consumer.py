@@ -23,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from chassis.attachment import Attachment
+from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment
 from chassis.deadletter import dead_letter
 from contracts.codec import ContractError, parse_event
 from contracts.events import JobAbandoned, JobFinished, JobMissed
@@ -41,13 +40,6 @@ log = logging.getLogger(__name__)
 PREFETCH = 10
 # Pause before requeueing a message the database could not take, so an outage is not a spin.
 REQUEUE_PAUSE_S = 1.0
-
-# The broker or our channel went away under a message (a restart, a re-attach): what is not
-# acked comes back, and aio-pika reports a closed channel as a RuntimeError, not an AMQPError.
-_CHANNEL_GONE_ERRORS: tuple[type[BaseException], ...] = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-)
 
 
 class Consumer:
@@ -134,7 +126,7 @@ class Consumer:
                 return
             # Only giving the connection back failed; the event is recorded and acked.
             log.warning("after recording %s: %s", event.event_type, exc, extra=extra)
-        except _CHANNEL_GONE_ERRORS as exc:
+        except CHANNEL_GONE_ERRORS as exc:
             if recorded is None:
                 raise
             log.warning(
@@ -159,6 +151,6 @@ class Consumer:
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
         try:
             await message.nack(requeue=True)
-        except _CHANNEL_GONE_ERRORS as exc:
+        except CHANNEL_GONE_ERRORS as exc:
             # Its channel is gone: the broker requeues what that channel had not acked.
             log.warning("could not requeue %s (redelivered anyway): %s", message.message_id, exc)
