@@ -42,15 +42,7 @@ async def dead_letter(
     headers["x-original-exchange"] = message.exchange or ""
     headers["x-original-routing-key"] = message.routing_key or ""
     headers["x-dead-lettered-at"] = datetime.now(UTC).isoformat()
-    copy = aio_pika.Message(
-        body=message.body,
-        content_type=message.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        type=message.type,
-        timestamp=message.timestamp,
-        headers=headers,
-    )
+    copy = _persistent_copy(message, headers)
     await channel.default_exchange.publish(copy, routing_key=dead_queue, mandatory=True)
     await message.ack()
     log.warning(
@@ -193,6 +185,11 @@ async def replay_dead_letters(
 
 def _original(message: AbstractIncomingMessage) -> aio_pika.Message:
     headers = {k: v for k, v in (message.headers or {}).items() if k not in _DEAD_LETTER_HEADERS}
+    return _persistent_copy(message, headers)
+
+
+def _persistent_copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """``message``'s body and properties, persistent, with ``headers`` instead of its own."""
     return aio_pika.Message(
         body=message.body,
         content_type=message.content_type,
