@@ -63,6 +63,16 @@ async def advisory_locks_of(database_url: str, application_name: str) -> int | N
         await conn.close()
 
 
+async def wait_until_held_again(database_url: str, application_name: str) -> None:
+    """Wait (15 s at most) until the sessions named ``application_name`` hold the lock."""
+    await eventually(
+        lambda: advisory_locks_of(database_url, application_name),
+        lambda count: count == 1,
+        timeout_s=15,
+        interval_s=0.2,
+    )
+
+
 async def run_lock_yields(pool: asyncpg.Pool) -> bool:
     async with run_lock(pool, JOB) as locked:
         return locked
@@ -87,12 +97,7 @@ async def test_the_run_lock_is_held_again_within_seconds_after_a_postgres_restar
         async with run_lock(ours, JOB, check_every_s=CHECK_EVERY_S) as held:
             assert held
             await asyncio.to_thread(restart_postgres)
-            await eventually(
-                lambda: advisory_locks_of(database_url, ours_name),
-                lambda count: count == 1,
-                timeout_s=15,
-                interval_s=0.2,
-            )
+            await wait_until_held_again(database_url, ours_name)
             refused_during = not await run_lock_yields(other)
         taken_after = await run_lock_yields(other)
     finally:
@@ -130,12 +135,7 @@ async def test_a_run_that_took_the_lock_during_the_restart_is_named_as_an_overla
                     proxy.restore()
                     await eventually(overlaps, bool, timeout_s=15)
                 # The watch keeps trying: the other run over, ours has its lock back.
-                await eventually(
-                    lambda: advisory_locks_of(database_url, ours_name),
-                    lambda count: count == 1,
-                    timeout_s=15,
-                    interval_s=0.2,
-                )
+                await wait_until_held_again(database_url, ours_name)
                 refused_during = not await run_lock_yields(other)
             taken_after = await run_lock_yields(other)
         finally:
