@@ -40,6 +40,11 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet confirmed by the broker")
 
 
+OUTBOX_COLUMNS = "outbox (message_id, exchange, routing_key, body, properties)"
+"""The columns a message is written into, in this order: the message id, the exchange, the
+routing key, the body and :func:`message_properties` (for a statement of the caller's own)."""
+
+
 def message_properties(message: aio_pika.Message) -> str:
     """The ``properties`` column for ``message`` (JSON): what the relay rebuilds it from.
 
@@ -75,8 +80,7 @@ async def enqueue(
     Call it inside the transaction that does the work the message reports.
     """
     await conn.execute(
-        "INSERT INTO outbox (message_id, exchange, routing_key, body, properties)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        f"INSERT INTO {OUTBOX_COLUMNS} VALUES ($1, $2, $3, $4, $5)",
         message.message_id or "",
         exchange,
         routing_key,

@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 
 from chassis.database import ACQUIRE_TIMEOUT_S, Connection
-from chassis.outbox import enqueue, message_properties
+from chassis.outbox import OUTBOX_COLUMNS, enqueue, message_properties
 from contracts import (
     DaoFailed,
     DaoFailedPayload,
@@ -58,23 +58,23 @@ def _noop() -> None:
 # events (the contract has no upper bound, so a real sequence is never mistaken for it).
 _PLACEHOLDER_SEQUENCE = 987_654_321_987_654_321
 _SEQUENCE_FIELD = b'"sequence":'
+_PLACEHOLDER = _SEQUENCE_FIELD + str(_PLACEHOLDER_SEQUENCE).encode()
 
 
 def split_at_sequence(body: bytes) -> tuple[bytes, bytes]:
     """Split an encoded event with the placeholder sequence into the bytes before its number
     and after; ``before + str(n).encode() + after`` is the event with sequence ``n``."""
-    marker = _SEQUENCE_FIELD + str(_PLACEHOLDER_SEQUENCE).encode()
-    before, found, after = body.partition(marker)
-    if not found or marker in after:
+    before, found, after = body.partition(_PLACEHOLDER)
+    if not found or _PLACEHOLDER in after:
         raise ValueError("the body does not hold the placeholder sequence exactly once")
     return before + _SEQUENCE_FIELD, after
 
 
 # The score row, then (only if it is new) the next sequence of the job and the outbox row of
-# DaoProcessed with that number spliced into its body. The outbox columns are chassis.outbox's
-# (see its ``enqueue``). One statement: it commits on its own, and a retry after a lost answer
-# finds the score row and writes nothing.
-_RECORD_DAO_PROCESSED = """
+# DaoProcessed with that number spliced into its body, into chassis.outbox's columns. One
+# statement: it commits on its own, and a retry after a lost answer finds the score row and
+# writes nothing.
+_RECORD_DAO_PROCESSED = f"""
 WITH scored AS (
     INSERT INTO gvs_scores (job_id, dao_id, score, components, computed_at)
     VALUES ($1, $2, $3, $4::jsonb, $5)
@@ -84,7 +84,7 @@ WITH scored AS (
     WHERE id = $1 AND EXISTS (SELECT 1 FROM scored)
     RETURNING next_sequence - 1 AS sequence
 ), queued AS (
-    INSERT INTO outbox (message_id, exchange, routing_key, body, properties)
+    INSERT INTO {OUTBOX_COLUMNS}
     SELECT $6, $7, $8, $9::bytea || convert_to(sequence::text, 'UTF8') || $10::bytea, $11::jsonb
     FROM numbered
 )
