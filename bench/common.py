@@ -193,7 +193,7 @@ class WireEvent:
     occurred_at: datetime
 
     def message(self) -> aio_pika.Message:
-        """The AMQP message with the properties DESIGN.md lists (as ``encode_event`` sets)."""
+        """The AMQP message with the properties the README's event contract lists (as ``encode_event`` sets)."""
         return aio_pika.Message(
             body=self.body,
             content_type="application/json",

@@ -29,6 +29,9 @@ _PUBLISHERS = {
     "JobMissed": "job-ledger (schedule check)",
     "NotificationSent": "notifier",
     "NotificationFailed": "notifier",
+    "NotificationSkipped": "notifier",
+    "RunAccepted": "recalculator (worker)",
+    "RunRefused": "recalculator (worker)",
 }
 
 

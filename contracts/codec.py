@@ -90,7 +90,7 @@ def event_body(event: Envelope) -> bytes:
 
 
 def encode_event(event: Envelope) -> aio_pika.Message:
-    """The AMQP message for ``event``, with the properties DESIGN.md lists.
+    """The AMQP message for ``event``, with the properties the README's event contract lists.
 
     Publish it under :func:`contracts.events.routing_key` with ``mandatory=True``.
     """

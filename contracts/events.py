@@ -1,4 +1,4 @@
-"""The events every service publishes and consumes, exactly as DESIGN.md's contract tables say.
+"""The events every service publishes and consumes: the public contract of chainsights-jobs.
 
 Frozen pydantic models with a ``Literal`` discriminator on ``event_type``. Construct one with
 the fields that matter; ``event_id``, ``schema_version`` and ``occurred_at`` default to a new
@@ -30,6 +30,8 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 ErrorText = Annotated[str, Field(max_length=MAX_ERROR_CHARS)]
 Trigger = Literal["cron", "manual", "retry"]
 JobStatus = Literal["completed", "failed"]
+Scope = Literal["all", "subset"]
+"""What a run covers: every active DAO of the registry, or DAOs chosen by id (a retry, say)."""
 Channel = Literal["email", "slack"]
 NotificationKind = Literal["success", "failure", "abandoned", "missed", "recovered", "warning"]
 
@@ -51,6 +53,9 @@ class Failure(_Frozen):
 class JobStartedPayload(_Frozen):
     daos_total: int = Field(ge=0)
     trigger: Trigger
+    # Optional so that events of producers that predate it stay valid; absent means unknown,
+    # and a consumer must not take such a run for one of the whole registry.
+    scope: Scope | None = None
 
 
 class DaoProcessedPayload(_Frozen):
@@ -76,6 +81,7 @@ class JobFinishedPayload(_Frozen):
     cache_invalidated: bool
     fatal_error: ErrorText | None = None
     failures: list[Failure] = Field(default_factory=list, max_length=MAX_FAILURES_IN_FINISHED)
+    scope: Scope | None = None
 
 
 class JobAbandonedPayload(_Frozen):
@@ -102,8 +108,27 @@ class NotificationFailedPayload(_Frozen):
     error: ErrorText
 
 
+class NotificationSkippedPayload(_Frozen):
+    channel: Channel
+    kind: NotificationKind
+    reason: ErrorText
+
+
+class RunAcceptedPayload(_Frozen):
+    request_id: UUID
+    trigger: Trigger
+    scope: Scope
+    daos_requested: int | None = Field(default=None, ge=0)
+
+
+class RunRefusedPayload(_Frozen):
+    request_id: UUID
+    trigger: Trigger
+    reason: ErrorText
+
+
 class Envelope(_Frozen):
-    """The fields every event carries; see DESIGN.md, Event contract."""
+    """The fields every event carries (the README's "The event contract")."""
 
     event_id: UUID = Field(default_factory=uuid4)
     schema_version: Literal[1] = 1
@@ -161,6 +186,33 @@ class NotificationFailed(Envelope):
     payload: NotificationFailedPayload
 
 
+class NotificationSkipped(Envelope):
+    """An alert that was not sent because its channel is not configured: no failure."""
+
+    event_type: Literal["NotificationSkipped"] = "NotificationSkipped"
+    sequence: None = None
+    payload: NotificationSkippedPayload
+
+
+class RunAccepted(Envelope):
+    """The recalculator took a RunRequested; ``job_id`` is the run it started."""
+
+    event_type: Literal["RunAccepted"] = "RunAccepted"
+    sequence: None = None
+    payload: RunAcceptedPayload
+
+
+class RunRefused(Envelope):
+    """The recalculator refused a RunRequested and started nothing.
+
+    No run exists, so ``job_id`` is the request's id (``payload.request_id``).
+    """
+
+    event_type: Literal["RunRefused"] = "RunRefused"
+    sequence: None = None
+    payload: RunRefusedPayload
+
+
 Event = Annotated[
     JobStarted
     | DaoProcessed
@@ -169,7 +221,10 @@ Event = Annotated[
     | JobAbandoned
     | JobMissed
     | NotificationSent
-    | NotificationFailed,
+    | NotificationFailed
+    | NotificationSkipped
+    | RunAccepted
+    | RunRefused,
     Field(discriminator="event_type"),
 ]
 
@@ -182,6 +237,9 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     "JobMissed": JobMissed,
     "NotificationSent": NotificationSent,
     "NotificationFailed": NotificationFailed,
+    "NotificationSkipped": NotificationSkipped,
+    "RunAccepted": RunAccepted,
+    "RunRefused": RunRefused,
 }
 
 ROUTING_KINDS: dict[str, str] = {
@@ -193,6 +251,9 @@ ROUTING_KINDS: dict[str, str] = {
     "JobMissed": "job.missed",
     "NotificationSent": "notification.sent",
     "NotificationFailed": "notification.failed",
+    "NotificationSkipped": "notification.skipped",
+    "RunAccepted": "run.accepted",
+    "RunRefused": "run.refused",
 }
 
 

@@ -1,4 +1,4 @@
-"""JobFinished's payload under DESIGN.md's status rule."""
+"""JobFinished's payload under the status rule."""
 
 from __future__ import annotations
 

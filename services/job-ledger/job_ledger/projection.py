@@ -5,7 +5,7 @@ JobStarted and JobFinished carry are taken from those events whenever they arriv
 derived columns (status, completed_at, daos_total…) are computed from what has been seen, not
 from what came last. Folding the same events in any order gives the same :class:`JobRow`.
 
-Decisions (DESIGN.md leaves them to the ledger):
+Decisions the contract leaves to the ledger:
 
 - ``daos_processed`` / ``daos_failed`` count the DaoProcessed / DaoFailed events present, not
   JobFinished's totals: that is order-independent, and once the job is complete

@@ -1,4 +1,4 @@
-"""``recalculator``: the command line (see DESIGN.md, Commands).
+"""``recalculator``: the command line (the README's "Commands" table).
 
 Loads the settings, configures logging and runs one command. A configuration, connection or
 input error ends with one clear line on stderr and exit code 2, never a traceback.

@@ -321,7 +321,7 @@ def finished_payload(
     cache_invalidated: bool,
     fatal_error: str | None,
 ) -> JobFinishedPayload:
-    """Returns JobFinished's payload under DESIGN.md's status rule: ``failed`` when a fatal
+    """Returns JobFinished's payload under the status rule (README, "The event contract"): ``failed`` when a fatal
     error stopped the run or more than half of the DAOs failed, else ``completed`` (an empty
     DAO list completes with 0/0). Keeps the first 100 of ``failures``. Pure."""
     failed = daos_failed
