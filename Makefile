@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench
 
-.PHONY: test install services tools lint typecheck pytest asyncapi demo demo-stop chaos bench clean
+.PHONY: test install services tools lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
 
 test: install services tools lint typecheck pytest
 
@@ -53,6 +53,10 @@ bench: install services tools
 
 asyncapi: install
 	$(BIN)/python -m contracts asyncapi
+
+# docs/alerts.md from the alert truth table that tests/e2e/test_alert_truth_table.py plays.
+alerts-doc: install
+	$(BIN)/python -m tests.alerts
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
