@@ -23,6 +23,8 @@ from contracts.events import (
     JobAbandonedPayload,
     JobFinished,
     JobFinishedPayload,
+    JobMissed,
+    JobMissedPayload,
     JobStarted,
     JobStartedPayload,
     NotificationFailed,
@@ -37,7 +39,11 @@ JOB_NAME = "weekly-gvs-recalculation"
 
 @dataclass(frozen=True)
 class History:
-    """A generated job: which DAOs fail, whether it finished or was abandoned, what arrived."""
+    """A generated job: which DAOs fail, whether it finished or was abandoned, what arrived.
+
+    A ``missed`` history is a schedule slot no run started for: its JobMissed (instead of any
+    run event) and the alerts about it.
+    """
 
     outcomes: tuple[bool, ...]  # True: the DAO failed
     finished: bool
@@ -45,6 +51,7 @@ class History:
     abandoned: bool
     arrived: tuple[bool, ...]  # per event of the full history, whether it was delivered at all
     notifications: tuple[tuple[str, str, bool, int], ...]  # channel, kind, sent?, minute
+    missed: bool = False
 
     def events(self, job_id: uuid.UUID) -> list[Event]:
         """The delivered events for ``job_id``, in sequence order (ids derived from job_id)."""
@@ -57,6 +64,23 @@ def _id(job_id: uuid.UUID, name: str) -> uuid.UUID:
 
 
 def build_events(job_id: uuid.UUID, h: History) -> list[Event]:
+    events = _missed_slot(job_id) if h.missed else _run_events(job_id, h)
+    return events + _notifications(job_id, h)
+
+
+def _missed_slot(job_id: uuid.UUID) -> list[Event]:
+    return [
+        JobMissed(
+            event_id=_id(job_id, "missed"),
+            job_id=job_id,
+            job_name=JOB_NAME,
+            occurred_at=T0 + timedelta(hours=1, seconds=30),
+            payload=JobMissedPayload(scheduled_for=T0, grace_s=3600),
+        )
+    ]
+
+
+def _run_events(job_id: uuid.UUID, h: History) -> list[Event]:
     events: list[Event] = [
         JobStarted(
             event_id=_id(job_id, "0"),
@@ -119,6 +143,11 @@ def build_events(job_id: uuid.UUID, h: History) -> list[Event]:
                 payload=JobAbandonedPayload(last_event_at=T0, stale_after_s=1800),
             )
         )
+    return events
+
+
+def _notifications(job_id: uuid.UUID, h: History) -> list[Event]:
+    events: list[Event] = []
     for n, (channel, kind, sent, minute) in enumerate(h.notifications):
         common: dict[str, object] = {
             "event_id": _id(job_id, f"notification-{n}"),
@@ -148,15 +177,16 @@ def build_events(job_id: uuid.UUID, h: History) -> list[Event]:
 
 @st.composite
 def job_histories(draw: st.DrawFn) -> History:
-    outcomes = tuple(draw(st.lists(st.booleans(), max_size=8)))
-    finished = draw(st.booleans())
-    abandoned = draw(st.booleans())
+    missed = draw(st.integers(0, 4)) == 0  # one history in five is a missed slot
+    outcomes = () if missed else tuple(draw(st.lists(st.booleans(), max_size=8)))
+    finished = not missed and draw(st.booleans())
+    abandoned = not missed and draw(st.booleans())
     notifications = tuple(
         draw(
             st.lists(
                 st.tuples(
                     st.sampled_from(["email", "slack"]),
-                    st.sampled_from(["success", "failure"]),
+                    st.sampled_from(["missed"] if missed else ["success", "failure"]),
                     st.booleans(),
                     st.integers(0, 3),
                 ),
@@ -164,9 +194,12 @@ def job_histories(draw: st.DrawFn) -> History:
             )
         )
     )
-    size = 1 + len(outcomes) + int(finished) + int(abandoned) + len(notifications)
+    size = (1 if missed else 1 + len(outcomes) + int(finished) + int(abandoned)) + len(
+        notifications
+    )
     # Mostly complete histories, sometimes with events still missing (a job in flight).
     arrived = tuple(draw(st.lists(st.booleans() | st.just(True), min_size=size, max_size=size)))
     if not any(arrived):
         arrived = (True, *arrived[1:])
-    return History(outcomes, finished, draw(st.booleans()), abandoned, arrived, notifications)
+    fatal = not missed and draw(st.booleans())
+    return History(outcomes, finished, fatal, abandoned, arrived, notifications, missed)

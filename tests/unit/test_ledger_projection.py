@@ -129,3 +129,24 @@ def test_the_latest_notification_outcome_wins_whatever_the_order() -> None:
     )
     events: list[Envelope] = [sent, failed]
     assert latest_outcomes(events) == latest_outcomes(list(reversed(events))) == [sent]
+
+
+def test_a_missed_slot_is_a_failed_cron_row_dated_from_its_slot() -> None:
+    history = History((), False, False, False, (True,), (), missed=True)
+    [missed] = build_events(uuid.uuid4(), history)
+    row = _row([missed])
+    assert (row.status, row.started_at, row.completed_at, row.scheduled_for) == (
+        "failed",
+        T0,
+        missed.occurred_at,
+        T0,
+    )
+    assert (row.trigger, row.daos_total, row.daos_processed, row.has_started) == (
+        "cron",
+        0,
+        0,
+        False,
+    )
+    assert row.fatal_error == (
+        "No run started within 1h of the slot scheduled for 2026-03-02 00:00 UTC."
+    )

@@ -28,7 +28,9 @@ _PLACEHOLDERS = ", ".join(
 )
 
 # ``EXCLUDED`` is the batch's delta, ``j`` the stored row. A delta has expected_events set iff
-# it holds JobFinished, has_started iff it holds JobStarted (each at most once per job).
+# it holds JobFinished, has_started iff it holds JobStarted (each at most once per job). Until
+# JobFinished, completed_at is the earliest end seen (JobAbandoned's or JobMissed's), and a
+# missed slot's trigger and fatal_error stand (no JobStarted or JobFinished carries others).
 _MERGE = f"""
 INSERT INTO job_logs AS j ({", ".join(COLUMNS)}) VALUES ({_PLACEHOLDERS})
 ON CONFLICT (id) DO UPDATE SET
@@ -36,31 +38,36 @@ ON CONFLICT (id) DO UPDATE SET
                       WHEN j.has_started THEN j.started_at
                       ELSE LEAST(j.started_at, EXCLUDED.started_at) END,
     has_started = j.has_started OR EXCLUDED.has_started,
-    trigger = COALESCE(EXCLUDED.trigger, j.trigger),
+    trigger = CASE WHEN EXCLUDED.has_started THEN EXCLUDED.trigger
+                   WHEN j.has_started THEN j.trigger
+                   ELSE COALESCE(j.trigger, EXCLUDED.trigger) END,
     daos_processed = j.daos_processed + EXCLUDED.daos_processed,
     daos_failed = j.daos_failed + EXCLUDED.daos_failed,
     events_received = j.events_received + EXCLUDED.events_received,
     last_event_at = GREATEST(j.last_event_at, EXCLUDED.last_event_at),
     last_sequence = GREATEST(j.last_sequence, EXCLUDED.last_sequence),
     abandoned_at = LEAST(j.abandoned_at, EXCLUDED.abandoned_at),
+    scheduled_for = LEAST(j.scheduled_for, EXCLUDED.scheduled_for),
     daos_total = CASE WHEN EXCLUDED.expected_events IS NOT NULL THEN EXCLUDED.daos_total
                       WHEN j.expected_events IS NOT NULL THEN j.daos_total
                       WHEN EXCLUDED.has_started THEN EXCLUDED.daos_total
                       ELSE j.daos_total END,
     status = CASE WHEN EXCLUDED.expected_events IS NOT NULL THEN EXCLUDED.status
                   WHEN j.expected_events IS NOT NULL THEN j.status
-                  WHEN COALESCE(EXCLUDED.abandoned_at, j.abandoned_at) IS NOT NULL
+                  WHEN COALESCE(EXCLUDED.abandoned_at, j.abandoned_at,
+                                EXCLUDED.scheduled_for, j.scheduled_for) IS NOT NULL
                       THEN 'failed'::job_status
                   ELSE 'running'::job_status END,
     completed_at = CASE WHEN EXCLUDED.expected_events IS NOT NULL THEN EXCLUDED.completed_at
                         WHEN j.expected_events IS NOT NULL THEN j.completed_at
-                        ELSE LEAST(j.abandoned_at, EXCLUDED.abandoned_at) END,
+                        ELSE LEAST(j.completed_at, EXCLUDED.completed_at) END,
     duration_ms = CASE WHEN EXCLUDED.expected_events IS NOT NULL
                        THEN EXCLUDED.duration_ms ELSE j.duration_ms END,
     cache_invalidated = CASE WHEN EXCLUDED.expected_events IS NOT NULL
                              THEN EXCLUDED.cache_invalidated ELSE j.cache_invalidated END,
-    fatal_error = CASE WHEN EXCLUDED.expected_events IS NOT NULL
-                       THEN EXCLUDED.fatal_error ELSE j.fatal_error END,
+    fatal_error = CASE WHEN EXCLUDED.expected_events IS NOT NULL THEN EXCLUDED.fatal_error
+                       WHEN j.expected_events IS NOT NULL THEN j.fatal_error
+                       ELSE COALESCE(j.fatal_error, EXCLUDED.fatal_error) END,
     expected_events = COALESCE(EXCLUDED.expected_events, j.expected_events),
     updated_at = now()
 """

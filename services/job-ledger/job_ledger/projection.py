@@ -17,16 +17,21 @@ Decisions the contract leaves to the ledger:
 - ``events_received``, ``last_event_at`` and ``last_sequence`` count only the job's own
   sequenced events (JobStarted … JobFinished), so completeness is
   ``events_received == expected_events == JobFinished.sequence + 1``.
-- ``completed_at`` is JobFinished's ``occurred_at``, else the earliest JobAbandoned's.
-- JobMissed and the Notification events make no ``job_logs`` row (no run happened / they
-  describe alerts, kept in ``job_notifications``).
+- ``completed_at`` is JobFinished's ``occurred_at``, else the earliest JobAbandoned's or
+  JobMissed's.
+- A JobMissed makes the row of a slot no run started for (its job id is the ledger's, never a
+  run's): status ``failed``, ``started_at`` = ``scheduled_for`` (the time a JobMissed counts
+  as, for the earliest-event rule), trigger ``cron``, no DAOs, ``fatal_error`` a sentence
+  saying what was missed. Its ``outcome`` (a column the database derives) is ``missed``.
+- The Notification events make no ``job_logs`` row (they describe alerts, kept in
+  ``job_notifications``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -36,11 +41,12 @@ from contracts.events import (
     Envelope,
     JobAbandoned,
     JobFinished,
+    JobMissed,
     JobStarted,
 )
 
 JOB_LOG_EVENT_TYPES = frozenset(
-    {"JobStarted", "DaoProcessed", "DaoFailed", "JobFinished", "JobAbandoned"}
+    {"JobStarted", "DaoProcessed", "DaoFailed", "JobFinished", "JobAbandoned", "JobMissed"}
 )
 """The event types that make or change a ``job_logs`` row."""
 
@@ -65,6 +71,7 @@ COLUMNS = (
     "expected_events",
     "has_started",
     "abandoned_at",
+    "scheduled_for",
 )
 
 
@@ -91,6 +98,7 @@ class JobRow:
     expected_events: int | None
     has_started: bool
     abandoned_at: datetime | None
+    scheduled_for: datetime | None
 
     def values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, c) for c in COLUMNS)
@@ -117,6 +125,7 @@ class JobFold:
     started: JobStarted | None = None
     finished: JobFinished | None = None
     abandoned_at: datetime | None = None
+    missed: JobMissed | None = None
     daos_processed: int = 0
     daos_failed: int = 0
     failures: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -131,8 +140,10 @@ class JobFold:
         if event.job_id != self.job_id:
             raise ValueError(f"event {event.event_id} belongs to job {event.job_id}")
         self.job_name = self.job_name or event.job_name
-        if self.earliest_at is None or event.occurred_at < self.earliest_at:
-            self.earliest_at = event.occurred_at
+        # A missed slot dates from the slot, not from when the watchdog noticed it.
+        at = event.payload.scheduled_for if isinstance(event, JobMissed) else event.occurred_at
+        if self.earliest_at is None or at < self.earliest_at:
+            self.earliest_at = at
         if event.sequence is not None:
             self.events_received += 1
             self.last_event_at = _latest(self.last_event_at, event.occurred_at)
@@ -147,6 +158,8 @@ class JobFold:
             self.on_job_finished(event)
         elif isinstance(event, JobAbandoned):
             self.on_job_abandoned(event)
+        elif isinstance(event, JobMissed):
+            self.on_job_missed(event)
 
     def on_job_started(self, event: JobStarted) -> None:
         self.started = event
@@ -169,17 +182,24 @@ class JobFold:
         if self.abandoned_at is None or event.occurred_at < self.abandoned_at:
             self.abandoned_at = event.occurred_at
 
+    def on_job_missed(self, event: JobMissed) -> None:
+        # One JobMissed per slot's job id (its ids are derived from the slot); the earliest
+        # slot keeps the result independent of order all the same.
+        if self.missed is None or (event.payload.scheduled_for < self.missed.payload.scheduled_for):
+            self.missed = event
+
     def row(self) -> JobRow:
         """The row for what has been folded; raises ``ValueError`` if nothing was."""
         if self.earliest_at is None:
             raise ValueError(f"no job_logs event folded for job {self.job_id}")
-        started, finished = self.started, self.finished
+        started, finished, missed = self.started, self.finished, self.missed
         if finished is not None:
             status: str = finished.payload.status
             completed_at: datetime | None = finished.occurred_at
         else:
-            status = "failed" if self.abandoned_at is not None else "running"
-            completed_at = self.abandoned_at
+            ended = [t for t in (self.abandoned_at, missed and missed.occurred_at) if t]
+            status = "failed" if ended else "running"
+            completed_at = min(ended, default=None)
         if finished is not None:
             daos_total = finished.payload.daos_total
         elif started is not None:
@@ -197,15 +217,16 @@ class JobFold:
             errors=[self.failures[s] for s in sorted(self.failures)] or None,
             duration_ms=finished.payload.duration_ms if finished else None,
             cache_invalidated=finished.payload.cache_invalidated if finished else False,
-            trigger=started.payload.trigger if started else None,
+            trigger=started.payload.trigger if started else ("cron" if missed else None),
             daos_failed=self.daos_failed,
-            fatal_error=finished.payload.fatal_error if finished else None,
+            fatal_error=_fatal_error(finished, missed),
             last_event_at=self.last_event_at,
             last_sequence=self.last_sequence,
             events_received=self.events_received,
             expected_events=finished.sequence + 1 if finished else None,
             has_started=started is not None,
             abandoned_at=self.abandoned_at,
+            scheduled_for=missed.payload.scheduled_for if missed else None,
         )
 
 
@@ -216,6 +237,26 @@ def fold_jobs(events: Iterable[Envelope]) -> dict[UUID, JobRow]:
         if type(event).__name__ in JOB_LOG_EVENT_TYPES:
             folds.setdefault(event.job_id, JobFold(event.job_id)).apply(event)
     return {job_id: fold.row() for job_id, fold in folds.items()}
+
+
+def missed_slot_sentence(event: JobMissed) -> str:
+    """What a missed slot's ``fatal_error`` says: which slot, and the grace it was given."""
+    slot = event.payload.scheduled_for.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    grace = _grace_text(event.payload.grace_s)
+    return f"No run started within {grace} of the slot scheduled for {slot}."
+
+
+def _grace_text(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+def _fatal_error(finished: JobFinished | None, missed: JobMissed | None) -> str | None:
+    if finished is not None:
+        return finished.payload.fatal_error
+    return missed_slot_sentence(missed) if missed is not None else None
 
 
 def _latest(current: datetime | None, candidate: datetime) -> datetime:
