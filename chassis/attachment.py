@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -70,6 +71,8 @@ class Attachment:
         self.channel: AbstractRobustChannel | None = None
         self.queue: AbstractQueue | None = None
         self.consumer_tag: str | None = None
+        self.attached_at: float | None = None
+        """``time.monotonic()`` of the last successful (re)attach; None before the first."""
 
     @property
     def queue_name(self) -> str:
@@ -107,6 +110,7 @@ class Attachment:
             return
         old = self.channel
         self.channel, self.queue, self.consumer_tag = channel, queue, tag
+        self.attached_at = time.monotonic()
         if old is not None:
             # Its unacked deliveries go back to the queue; those already handled come back as
             # duplicates, which the consumers deduplicate.
@@ -197,9 +201,24 @@ async def broker_consumer_count(connection: AbstractRobustConnection, queue_name
     A passive declare on a throwaway channel: it changes nothing. Raises the broker's error
     (``ChannelNotFoundEntity`` when the queue does not exist).
     """
-    async with await connection.channel() as probe:
-        declared = await probe.declare_queue(queue_name, passive=True)
+    declared = await _declare_passive(connection, queue_name)
     return declared.declaration_result.consumer_count or 0
+
+
+async def broker_ready_count(connection: AbstractRobustConnection, queue_name: str) -> int:
+    """How many messages wait in ``queue_name`` ready for delivery (not those delivered and
+    not yet acked): the backlog no consumer holds yet.
+
+    A passive declare on a throwaway channel, like :func:`broker_consumer_count`; raises the
+    broker's error.
+    """
+    declared = await _declare_passive(connection, queue_name)
+    return declared.declaration_result.message_count or 0
+
+
+async def _declare_passive(connection: AbstractRobustConnection, queue_name: str) -> AbstractQueue:
+    async with await connection.channel() as probe:
+        return await probe.declare_queue(queue_name, passive=True)
 
 
 class Reattachable(Protocol):

@@ -144,6 +144,7 @@ async def stack(
             "DAO_RETRY_BACKOFF": "100ms",
             "JOB_STALE_AFTER": "6s",
             "WATCHDOG_INTERVAL": "1s",
+            "WATCHDOG_SETTLE": "1s",
             "RESEND_API_KEY": resend.api_key,
             "RESEND_API_URL": resend.url,
             "ALERT_EMAIL_TO": "admin@example.test",

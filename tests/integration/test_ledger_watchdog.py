@@ -1,4 +1,8 @@
-"""The watchdog with short settings and a clock the test moves: JobAbandoned and JobMissed."""
+"""The watchdog with short settings and a clock the test moves: JobAbandoned and JobMissed.
+
+The ledger counts as caught up here (its gate is tested through the composition root in
+``test_ledger_watchdog_gate``).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,13 @@ GRACE = timedelta(hours=1)
 STALE_AFTER = timedelta(minutes=30)
 
 
+class CaughtUp:
+    """The watchdog's gate when nothing waits in the queue or in the consumer's hands."""
+
+    async def wait_reason(self) -> str | None:
+        return None
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -34,6 +45,7 @@ class Clock:
 
 def watchdog(pool: asyncpg.Pool, topology: Topology, clock: Clock, **overrides: object) -> Watchdog:
     options: dict[str, object] = {
+        "gate": CaughtUp(),
         "job_name": "weekly-gvs-recalculation",
         "schedule": "0 0 * * 1",
         # The fake clock lives in the past of the real install time of the test schema.
@@ -125,7 +137,19 @@ async def test_a_slot_with_no_run_gives_one_job_missed_even_across_restarts(
     job_id, event_id = missed_ids("weekly-gvs-recalculation", MONDAY)
     assert (event.event_id, event.job_id) == (event_id, job_id)
     assert (event.payload.scheduled_for, event.payload.grace_s) == (MONDAY, 3600)
-    assert await pool.fetchval("SELECT count(*) FROM job_logs") == 0, "a missed run is no row"
+    missed_row = await pool.fetchrow(
+        "SELECT status::text, outcome, started_at, scheduled_for, trigger, fatal_error"
+        " FROM job_logs WHERE id = $1",
+        job_id,
+    )
+    assert tuple(missed_row or ()) == (
+        "failed",
+        "missed",
+        MONDAY,
+        MONDAY,
+        "cron",
+        "No run started within 1h of the slot scheduled for 2026-03-02 00:00 UTC.",
+    )
 
     # The next Monday's run starts 10 minutes late: within the grace, so nothing is missed.
     next_monday = MONDAY + timedelta(days=7)
@@ -162,3 +186,16 @@ async def test_slots_before_the_ledger_was_installed_are_never_reported_missed(
     # (1h) is over are reported, once each.
     first = installed.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     assert report.missed == [first, first + timedelta(hours=1)]
+
+
+async def test_a_missed_slot_does_not_count_as_a_run_near_the_next_slot(
+    pool: asyncpg.Pool, topology: Topology
+) -> None:
+    clock = Clock(MONDAY + timedelta(hours=1, minutes=1))
+    dog = watchdog(pool, topology, clock, schedule="0 * * * *", lookback=timedelta(minutes=90))
+    assert (await dog.check_once()).missed == [MONDAY]
+
+    # The next slot's window (slot +- grace) holds the missed slot's row, dated from its slot.
+    clock.now = MONDAY + timedelta(hours=2, minutes=1)
+    report = await dog.check_once()
+    assert (report.started, report.missed) == ([], [MONDAY + timedelta(hours=1)])

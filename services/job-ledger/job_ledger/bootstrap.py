@@ -24,6 +24,7 @@ from contracts.codec import encode_command
 from contracts.commands import RunRequested
 from contracts.events import utc_now
 from contracts.topology import Topology
+from job_ledger.catch_up import CatchUpGate
 from job_ledger.config import Settings
 from job_ledger.consumer import EventConsumer
 from job_ledger.watchdog import Watchdog
@@ -100,6 +101,12 @@ async def bootstrap(
         watchdog = Watchdog(
             pool,
             topology.exchange,
+            gate=CatchUpGate(
+                connection,
+                consumer.attachment,
+                consumer.progress,
+                settle=settings.watchdog_settle,
+            ),
             job_name=settings.job_name,
             schedule=settings.job_schedule,
             grace=settings.job_grace,

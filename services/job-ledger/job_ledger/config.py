@@ -38,6 +38,7 @@ class Settings(BaseServiceSettings):
     job_grace: Duration = timedelta(hours=1)
     job_stale_after: PositiveDuration = timedelta(minutes=30)
     watchdog_interval: PositiveDuration = timedelta(seconds=30)
+    watchdog_settle: Duration = timedelta(seconds=30)
     ledger_batch_size: int = Field(default=500, ge=1, le=5000)
     ledger_batch_wait: PositiveDuration = timedelta(milliseconds=50)
     http_host: str = "0.0.0.0"

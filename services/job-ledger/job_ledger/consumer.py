@@ -32,6 +32,7 @@ from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
 from contracts.topology import QueueSpec
 from job_ledger import metrics
+from job_ledger.catch_up import DeliveryProgress
 from job_ledger.event_store import StoreResult
 from job_ledger.recording import record_events
 
@@ -45,6 +46,7 @@ class EventConsumer:
 
     ``start`` opens the channels and attaches the consumer; ``run`` folds batches until stopped
     and returns after the messages already received are handled (acked or dead-lettered).
+    ``progress`` counts the messages received and handled (what the watchdog's gate waits for).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class EventConsumer:
         # A little above the batch size: a full batch can form while the previous one commits.
         self.prefetch = batch_size + max(10, batch_size // 5)
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self.progress = DeliveryProgress()
         self._attachment = Attachment(connection, queue, self.prefetch, self._on_message)
         self._dead_channel: AbstractChannel | None = None
         self._stopping = False
@@ -90,6 +93,7 @@ class EventConsumer:
         return self._attachment
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.progress.note_received()
         self._inbox.put_nowait(message)
 
     async def stop(self) -> None:
@@ -120,6 +124,8 @@ class EventConsumer:
                     len(batch),
                     f"{type(exc).__name__}: {exc}",
                 )
+            finally:
+                await self.progress.note_handled(len(batch))
 
     async def _next_batch(self) -> tuple[list[AbstractIncomingMessage], bool]:
         first = await self._inbox.get()

@@ -27,3 +27,7 @@ DATABASE_RETRIES = Counter(
 JOBS_BY_STATUS = Gauge("ledger_jobs", "job_logs rows by status", ["status"])
 JOBS_ABANDONED = Counter("ledger_jobs_abandoned_total", "Stale jobs the watchdog marked failed")
 RUNS_MISSED = Counter("ledger_runs_missed_total", "Schedule slots with no run (JobMissed)")
+WATCHDOG_CAUGHT_UP = Gauge(
+    "ledger_watchdog_caught_up",
+    "1 when the last watchdog check judged, 0 when it waited for the ledger to catch up",
+)

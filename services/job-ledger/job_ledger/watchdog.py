@@ -1,5 +1,14 @@
 """The watchdog: stale running jobs become failed (JobAbandoned), missed slots give JobMissed.
 
+It judges only what it has caught up on: each check first asks its gate
+(:mod:`job_ledger.catch_up`) whether the ledger's queue still holds a backlog, the consumer
+still holds uncommitted messages, or the consumer (re)attached too recently; if so it logs why
+it waits and judges nothing until a later check. A job that really died while the ledger was
+down is abandoned at the first check after its backlog is folded.
+
+A missed slot becomes a ``job_logs`` row (outcome ``missed``) in the same transaction; such a
+row is no run, so it never counts as one that started near a slot.
+
 What the ledger publishes goes through its own outbox, written in the transaction that records
 the decision, and the event is stored and folded in that same transaction: when the ledger later
 consumes its own JobAbandoned from the queue, the event store sees a duplicate and nothing
@@ -31,6 +40,7 @@ from contracts.events import (
     utc_now,
 )
 from job_ledger import metrics
+from job_ledger.catch_up import CatchUp
 from job_ledger.recording import record_events
 
 log = logging.getLogger(__name__)
@@ -57,11 +67,12 @@ def missed_ids(job_name: str, slot: datetime) -> tuple[uuid.UUID, uuid.UUID]:
 
 @dataclass
 class CheckReport:
-    """What one :meth:`Watchdog.check_once` decided."""
+    """What one :meth:`Watchdog.check_once` decided; ``waiting`` says why it judged nothing."""
 
     abandoned: list[uuid.UUID] = field(default_factory=list)
     missed: list[datetime] = field(default_factory=list)
     started: list[datetime] = field(default_factory=list)
+    waiting: str | None = None
 
 
 class Watchdog:
@@ -72,6 +83,7 @@ class Watchdog:
         pool: asyncpg.Pool,
         exchange: str,
         *,
+        gate: CatchUp,
         job_name: str,
         schedule: str,
         grace: timedelta,
@@ -84,6 +96,7 @@ class Watchdog:
     ) -> None:
         self._pool = pool
         self._exchange = exchange
+        self._gate = gate
         self._job_name = job_name
         self._schedule = schedule
         self._grace = grace
@@ -104,10 +117,18 @@ class Watchdog:
             await asyncio.sleep(self._interval_s)
 
     async def check_once(self) -> CheckReport:
-        """Abandon stale jobs, record schedule slots, refresh the jobs gauge; return decisions.
+        """Once caught up, abandon stale jobs and record schedule slots; refresh the jobs gauge.
 
+        Returns the decisions, or a report whose ``waiting`` says why nothing was judged.
         Idempotent: a decision already recorded is not taken again.
         """
+        waiting = await self._gate.wait_reason()
+        if waiting is not None:
+            metrics.WATCHDOG_CAUGHT_UP.set(0)
+            log.info("watchdog waits before judging: %s", waiting)
+            await self._refresh_gauge()
+            return CheckReport(waiting=waiting)
+        metrics.WATCHDOG_CAUGHT_UP.set(1)
         report = CheckReport(abandoned=await self.abandon_stale_jobs())
         report.started, report.missed = await self.check_schedule()
         await self._refresh_gauge()
@@ -185,7 +206,7 @@ class Watchdog:
                     break
                 ran = await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM job_logs WHERE job_name = $1"
-                    " AND started_at BETWEEN $2 AND $3)",
+                    " AND started_at BETWEEN $2 AND $3 AND outcome <> 'missed')",
                     self._job_name,
                     slot - self._grace,
                     slot + self._grace,
