@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import Topology
+from contracts import JobFinished, JobStarted, Topology, parse_event
 from recalculator.guard import run_lock
-from tests.support.broker import consumer_count, eventually
+from tests.support.broker import collect, consumer_count, eventually, tap_exchange
 from tests.support.processes import run_command, service_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +89,43 @@ async def test_a_sample_run_scores_eleven_daos_and_reports_compound_failed(
     assert code == 0 and "compound" not in out and "aave" in out
 
 
+async def test_a_full_run_says_scope_all_and_a_dao_run_says_subset_on_the_exchange(
+    env: dict[str, str], amqp: AbstractRobustConnection, topology: Topology
+) -> None:
+    tap = await tap_exchange(amqp, topology, "#.job.*")
+    assert (await recalculator(env, "daos", "import", str(REPO / "data/daos.sample.json")))[0] == 0
+
+    assert (await recalculator(env, "run"))[0] == 0
+    assert (await recalculator(env, "run", "--trigger", "retry", "--dao", "aave", "--dao", "ens"))[
+        0
+    ] == 0
+
+    events = [parse_event(m.body) for m in await collect(tap, 4)]
+    runs = [e.payload for e in events if isinstance(e, JobStarted | JobFinished)]
+    assert [(type(p).__name__, p.daos_total, p.scope) for p in runs] == [
+        ("JobStartedPayload", 12, "all"),
+        ("JobFinishedPayload", 12, "all"),
+        ("JobStartedPayload", 2, "subset"),
+        ("JobFinishedPayload", 2, "subset"),
+    ]
+
+
+async def test_a_run_of_an_inactive_or_unknown_dao_is_bad_input_and_starts_nothing(
+    env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    daos = tmp_path / "daos.csv"
+    daos.write_text("id,name,snapshot_space,active\naave,Aave,aave.eth,false\n")
+    assert (await recalculator(env, "daos", "import", str(daos)))[0] == 0
+
+    code, _, err = await recalculator(env, "run", "--dao", "aave", "--dao", "gone")
+
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "recalculator: unknown DAO ids: gone; inactive DAO ids: aave"
+    )
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+
 async def test_a_run_while_another_holds_the_lock_exits_3_and_writes_nothing(
     env: dict[str, str], pool: asyncpg.Pool
 ) -> None:
@@ -98,7 +135,7 @@ async def test_a_run_while_another_holds_the_lock_exits_3_and_writes_nothing(
         code, out, err = await recalculator(env, "run")
 
     assert code == 3, err
-    assert "refused: a weekly-gvs-recalculation run is already in progress" in out
+    assert "refused: a run of weekly-gvs-recalculation is already going" in out
     assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 

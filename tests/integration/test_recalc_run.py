@@ -121,8 +121,9 @@ async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_seque
     assert "HTTP 500" in failed["dao-05"].error
     assert "malformed JSON" in failed["dao-07"].error
 
-    assert started_of(events).daos_total == 50
+    assert (started_of(events).daos_total, started_of(events).scope) == (50, "all")
     payload = finished_of(events)
+    assert payload.scope == "all"
     assert outcome.status == "completed"
     assert (payload.status, payload.daos_processed, payload.daos_failed) == ("completed", 38, 12)
     assert sorted(f.dao_id for f in payload.failures) == sorted(failed)
@@ -199,19 +200,46 @@ async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
     assert scored == finished.daos_processed
 
 
-async def test_unknown_dao_ids_end_the_job_failed_with_the_fatal_error(
+async def test_a_run_of_named_daos_says_subset_in_job_started_and_job_finished(
     settings: Settings, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
-    await seed_daos(settings, 3)
+    await seed_daos(settings, 4)
     queue = await tap_exchange(amqp, topology)
-    async with bootstrap(settings) as app, relaying(app):
-        outcome = await app.recalculation.run(RunRequest(JOB, "retry", dao_ids=("dao-01", "gone")))
+    async with SnapshotHub(hub_spaces(4)) as hub:
+        app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
+        async with bootstrap(app_settings) as app, relaying(app):
+            outcome = await app.recalculation.run(RunRequest(JOB, "retry", ("dao-01", "dao-03")))
 
-    events = await events_of_one_job(queue, 2)
-    assert_contiguous(events)
-    assert started_of(events).daos_total == 0
-    assert finished_of(events).fatal_error == "DAO ids not in the registry: gone"
-    assert outcome.status == "failed"
+    events = await events_of_one_job(queue, 4)
+    assert started_of(events).model_dump() == {
+        "daos_total": 2,
+        "trigger": "retry",
+        "scope": "subset",
+    }
+    assert (finished_of(events).scope, finished_of(events).daos_processed) == ("subset", 2)
+    assert outcome.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("inactive", "asked", "reason"),
+    [
+        ((), ("dao-01", "gone", "also-gone"), "unknown DAO ids: also-gone, gone"),
+        ((2,), ("dao-01", "dao-02"), "inactive DAO ids: dao-02"),
+        ((2,), ("gone", "dao-02"), "unknown DAO ids: gone; inactive DAO ids: dao-02"),
+    ],
+)
+async def test_unknown_or_inactive_dao_ids_refuse_the_run_naming_them_and_write_nothing(
+    settings: Settings, inactive: tuple[int, ...], asked: tuple[str, ...], reason: str
+) -> None:
+    await seed_daos(settings, 3, inactive=inactive)
+    async with bootstrap(settings) as app:
+        outcome = await app.recalculation.run(RunRequest(JOB, "retry", dao_ids=asked))
+        written = await app.pool.fetchval(
+            "SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM outbox)"
+        )
+
+    assert (outcome.status, outcome.message, outcome.job_id) == ("refused", reason, None)
+    assert written == 0
 
 
 async def test_no_active_daos_completes_with_zero_of_zero(
@@ -224,7 +252,7 @@ async def test_no_active_daos_completes_with_zero_of_zero(
 
     events = await events_of_one_job(queue, 2)
     assert_contiguous(events)
-    assert started_of(events).model_dump() == {"daos_total": 0, "trigger": "cron"}
+    assert started_of(events).model_dump() == {"daos_total": 0, "trigger": "cron", "scope": "all"}
     finished = finished_of(events)
     assert (finished.status, finished.daos_total, finished.daos_processed) == ("completed", 0, 0)
     assert outcome.status == "completed"
@@ -250,8 +278,11 @@ async def test_two_runs_started_at_once_run_exactly_once(
 
     assert sorted(o.status for o in outcomes) == ["completed", "refused"]
     refused = next(o for o in outcomes if o.status == "refused")
-    assert "already in progress" in refused.message and refused.job_id is None
     assert len(jobs) == 1
+    going = f"a run of {JOB} is already going"
+    # The running job is named once its row is written; the two runs started at once.
+    assert refused.message in {going, f"{going} (job {jobs[0]['id']})"}
+    assert refused.job_id is None
     events = await events_of_one_job(queue, 7)
     assert {e.job_id for e in events} == {jobs[0]["id"]}
 

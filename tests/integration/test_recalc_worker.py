@@ -14,12 +14,21 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
-from contracts import DaoProcessed, JobFinished, JobStarted, RunRequested, Topology, parse_event
+from contracts import (
+    DaoProcessed,
+    JobFinished,
+    JobStarted,
+    RunAccepted,
+    RunRequested,
+    Topology,
+    parse_event,
+)
 from recalculator.config import Settings
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
 from tests.support.broker import collect, drain, eventually, tap_queue
 from tests.support.recalc import hub_spaces, recalc_settings, seed_daos
+from tests.support.recalc import running_worker as worker_in_process
 from tests.support.snapshot_hub import SnapshotHub
 
 
@@ -31,15 +40,8 @@ async def running_worker(
     await seed_daos(base, 6)
     async with SnapshotHub(hub_spaces(6)) as hub:
         settings = base.model_copy(update={"snapshot_hub_url": hub.url})
-        worker = Worker(settings)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        await asyncio.wait_for(worker.ready.wait(), 20)
-        try:
+        async with worker_in_process(settings) as worker:
             yield worker, settings
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_comes_twice(
@@ -56,23 +58,35 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
         job_name=settings.job_name, trigger="retry", dao_ids=["dao-01", "dao-04"]
     )
     await publish_run_request(amqp, topology, command)
-    events = [parse_event(m.body) for m in await collect(tap, 4, timeout_s=30)]
+    accepted, *events = [parse_event(m.body) for m in await collect(tap, 5, timeout_s=30)]
 
+    assert isinstance(accepted, RunAccepted)
+    assert accepted.job_id == events[0].job_id
+    assert accepted.payload.model_dump() == {
+        "request_id": command.request_id,
+        "trigger": "retry",
+        "scope": "subset",
+        "daos_requested": 2,
+    }
     assert isinstance(events[0], JobStarted)
-    assert events[0].payload.model_dump() == {"daos_total": 2, "trigger": "retry"}
+    assert events[0].payload.model_dump() == {
+        "daos_total": 2,
+        "trigger": "retry",
+        "scope": "subset",
+    }
     assert sorted(e.payload.dao_id for e in events if isinstance(e, DaoProcessed)) == [
         "dao-01",
         "dao-04",
     ]
     assert isinstance(events[-1], JobFinished)
-    assert events[-1].payload.status == "completed"
+    assert (events[-1].payload.status, events[-1].payload.scope) == ("completed", "subset")
     assert [e.sequence for e in events] == [0, 1, 2, 3]
 
     await publish_run_request(amqp, topology, command)  # a redelivery, as far as we can tell
     assert worker.consumer is not None
     consumer = worker.consumer
     await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n == 2)
-    assert await drain(tap, 0.5) == [], "the second delivery started nothing"
+    assert await drain(tap, 0.5) == [], "the second delivery started nothing, answered nothing"
     conn = await asyncpg.connect(settings.database_url)
     try:
         jobs = await conn.fetch(
@@ -110,9 +124,11 @@ async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worke
 
     tap = await tap_queue(channel, topology.exchange)
     await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
-    events = [parse_event(m.body) for m in await collect(tap, 8, timeout_s=30)]
+    events = [parse_event(m.body) for m in await collect(tap, 9, timeout_s=30)]
     assert isinstance(events[-1], JobFinished)
     assert events[-1].payload.daos_processed == 6
+    assert isinstance(events[1], JobStarted)
+    assert (events[1].payload.scope, events[-1].payload.scope) == ("all", "all")
 
 
 async def test_health_and_metrics_are_served_over_http(
@@ -124,7 +140,7 @@ async def test_health_and_metrics_are_served_over_http(
     channel = await amqp.channel()
     tap = await tap_queue(channel, topology.exchange)
     await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
-    await collect(tap, 8, timeout_s=30)
+    await collect(tap, 9, timeout_s=30)
 
     base = f"http://127.0.0.1:{worker.http_port}"
     async with aiohttp.ClientSession() as http:

@@ -1,11 +1,14 @@
-"""The recalculator against real services for tests: its settings, a Snapshot hub's spaces, DAOs.
+"""The recalculator against real services for tests: its settings, a Snapshot hub's spaces, DAOs,
+the worker in this process, and a governance source that holds a run going.
 
 Shared by the ``test_recalc_*`` integration tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +17,10 @@ import asyncpg
 from contracts import Topology
 from recalculator.bootstrap import migrate_schema
 from recalculator.config import Settings
+from recalculator.daos import DaoRef
+from recalculator.governance import GovernanceSource
+from recalculator.scoring import GovernanceData
+from recalculator.worker import Worker
 from tests.support.snapshot_hub import HubSpace, hub_proposal
 
 
@@ -71,3 +78,49 @@ async def seed_daos(settings: Settings, count: int, inactive: Sequence[int] = ()
         )
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings, *, source: GovernanceSource | None = None, watch_interval_s: float = 5.0
+) -> AsyncIterator[Worker]:
+    """The worker in this process, consuming once this enters; stopped (SIGTERM's way) after."""
+    worker = Worker(settings, source=source, watch_interval_s=watch_interval_s)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    ready = asyncio.create_task(worker.ready.wait())
+    await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        ready.cancel()
+        if task.done():
+            task.result()  # raises what stopped the start
+        task.cancel()
+        raise AssertionError("the worker did not start consuming within 20s")
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+class GatedSource:
+    """A governance source whose fetches wait until :meth:`open`: a run that stays going.
+
+    Each DAO then has no proposal (it scores 0).
+    """
+
+    def __init__(self) -> None:
+        self._gate = asyncio.Event()
+        self.fetching = 0
+
+    def open(self) -> None:
+        self._gate.set()
+
+    async def fetch(self, dao: DaoRef, since: datetime) -> GovernanceData:
+        self.fetching += 1
+        await self._gate.wait()
+        return GovernanceData(dao_id=dao.id)
+
+    async def waiting(self) -> int:
+        """How many fetches wait at the gate (a probe for ``eventually``)."""
+        return self.fetching

@@ -35,6 +35,7 @@ def test_the_job_fails_when_more_than_half_of_the_daos_failed(
         duration_ms=5,
         cache_invalidated=False,
         fatal_error=None,
+        scope="all",
     )
     assert (payload.status, payload.daos_failed, payload.daos_processed) == (
         status,
@@ -52,6 +53,7 @@ def test_a_fatal_error_fails_the_job_whatever_the_counts() -> None:
         duration_ms=5,
         cache_invalidated=True,
         fatal_error="x" * 5000,
+        scope="subset",
     )
     assert payload.status == "failed"
     assert payload.fatal_error is not None
@@ -68,6 +70,7 @@ def test_only_the_first_hundred_failures_are_carried() -> None:
         duration_ms=5,
         cache_invalidated=False,
         fatal_error=None,
+        scope="all",
     )
     assert payload.daos_failed == 250
     assert [f.dao_id for f in payload.failures] == [f"dao-{i}" for i in range(100)]

@@ -43,8 +43,16 @@ from contracts import (
     encode_event,
     routing_key,
 )
-from contracts.events import MAX_FAILURES_IN_FINISHED, JobStatus, Trigger, truncate_error
+from contracts.events import (
+    MAX_FAILURES_IN_FINISHED,
+    JobStatus,
+    Scope,
+    Trigger,
+    truncate_error,
+)
+from recalculator.answers import accepted_event
 from recalculator.daos import DaoRef
+from recalculator.requests import scope_of
 from recalculator.scoring import GvsScore
 
 OnCommit = Callable[[], None]
@@ -114,7 +122,8 @@ class JobStore:
         request_id: UUID | None = None,
         dao_ids: Sequence[str] | None = None,
     ) -> UUID | None:
-        """Creates the job row and its JobStarted (sequence 0) in one transaction.
+        """Creates the job row and its JobStarted (sequence 0) in one transaction, with the
+        RunAccepted of ``request_id`` when there is one (a run asked for by a RunRequested).
 
         Returns the new job id, or None when a job for ``request_id`` already exists (a
         redelivered command), in which case nothing is written: idempotent per request.
@@ -135,11 +144,24 @@ class JobStore:
             )
             if inserted is None:
                 return None
+            if request_id is not None:
+                await self._emit(
+                    conn,
+                    accepted_event(
+                        job_id=job_id,
+                        job_name=job_name,
+                        request_id=request_id,
+                        trigger=trigger,
+                        dao_ids=dao_ids,
+                    ),
+                )
             event = JobStarted(
                 job_id=job_id,
                 job_name=job_name,
                 occurred_at=started_at,
-                payload=JobStartedPayload(daos_total=daos_total, trigger=trigger),
+                payload=JobStartedPayload(
+                    daos_total=daos_total, trigger=trigger, scope=scope_of(dao_ids)
+                ),
             )
             await self._emit(conn, event)
         self._on_commit()
@@ -265,7 +287,7 @@ class JobStore:
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             job = await conn.fetchrow(
                 "SELECT status, daos_total, daos_processed, daos_failed, cache_invalidated,"
-                " fatal_error FROM jobs WHERE id = $1 FOR UPDATE",
+                " fatal_error, dao_ids FROM jobs WHERE id = $1 FOR UPDATE",
                 job_id,
             )
             if job is None:
@@ -286,6 +308,7 @@ class JobStore:
                 duration_ms=duration_ms,
                 cache_invalidated=cache_invalidated,
                 fatal_error=fatal_error,
+                scope=scope_of(job["dao_ids"]),
             )
             if job["status"] != "running":
                 return payload
@@ -320,10 +343,12 @@ def finished_payload(
     duration_ms: int,
     cache_invalidated: bool,
     fatal_error: str | None,
+    scope: Scope,
 ) -> JobFinishedPayload:
-    """Returns JobFinished's payload under the status rule (README, "The event contract"): ``failed`` when a fatal
-    error stopped the run or more than half of the DAOs failed, else ``completed`` (an empty
-    DAO list completes with 0/0). Keeps the first 100 of ``failures``. Pure."""
+    """Returns JobFinished's payload under the status rule (README, "The event contract"):
+    ``failed`` when a fatal error stopped the run or more than half of the DAOs failed, else
+    ``completed`` (an empty DAO list completes with 0/0). Keeps the first 100 of ``failures``.
+    Pure."""
     failed = daos_failed
     status: JobStatus = (
         "failed" if fatal_error is not None or 2 * failed > daos_total else "completed"
@@ -337,4 +362,5 @@ def finished_payload(
         cache_invalidated=cache_invalidated,
         fatal_error=truncate_error(fatal_error) if fatal_error is not None else None,
         failures=list(failures[:MAX_FAILURES_IN_FINISHED]),
+        scope=scope,
     )

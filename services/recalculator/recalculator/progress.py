@@ -71,6 +71,8 @@ class TerminalProgress:
 
 def summary(outcome: RunOutcome) -> str:
     """Returns the lines printed after a run, whatever its outcome. Pure."""
+    if outcome.status == "refused":
+        return f"refused: {outcome.message}; nothing was started"
     if outcome.finished is None:
         return outcome.message
     f = outcome.finished

@@ -205,26 +205,40 @@ async def list_daos(pool: asyncpg.Pool) -> list[RegisteredDao]:
 
 
 class UnknownDaos(LookupError):
-    """A run asked for DAO ids the registry does not have."""
+    """A run asked for DAO ids the registry does not have, or has as inactive; the message
+    names them ("unknown DAO ids: a, b; inactive DAO ids: c")."""
+
+    def __init__(self, unknown: Sequence[str], inactive: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        self.inactive = list(inactive)
+        parts = [f"unknown DAO ids: {', '.join(unknown)}"] if unknown else []
+        if inactive:
+            parts.append(f"inactive DAO ids: {', '.join(inactive)}")
+        super().__init__("; ".join(parts))
 
 
 async def daos_to_score(pool: asyncpg.Pool, dao_ids: Sequence[str] | None) -> list[DaoRef]:
     """Returns the DAOs a run scores: every active one when ``dao_ids`` is None, else exactly
-    those named (active or not: an explicit retry means it), by id.
+    those named, by id.
 
-    Raises ``UnknownDaos`` naming the ids not in the registry.
+    Raises ``UnknownDaos`` naming the ids not in the registry and those of inactive DAOs: a
+    DAO taken out of the registry's tracking is not scored, not even when named.
     """
     if dao_ids is None:
         rows = await pool.fetch(
             "SELECT id, name, snapshot_space FROM daos WHERE active ORDER BY id"
         )
-    else:
-        wanted = sorted(set(dao_ids))
-        rows = await pool.fetch(
-            "SELECT id, name, snapshot_space FROM daos WHERE id = ANY($1::text[]) ORDER BY id",
-            wanted,
-        )
-        missing = sorted(set(wanted) - {row["id"] for row in rows})
-        if missing:
-            raise UnknownDaos(f"DAO ids not in the registry: {', '.join(missing)}")
-    return [DaoRef(**dict(row)) for row in rows]
+        return [DaoRef(**dict(row)) for row in rows]
+    wanted = sorted(set(dao_ids))
+    rows = await pool.fetch(
+        "SELECT id, name, snapshot_space, active FROM daos WHERE id = ANY($1::text[]) ORDER BY id",
+        wanted,
+    )
+    found = {row["id"] for row in rows}
+    unknown = [dao_id for dao_id in wanted if dao_id not in found]
+    inactive = [row["id"] for row in rows if not row["active"]]
+    if unknown or inactive:
+        raise UnknownDaos(unknown, inactive)
+    return [
+        DaoRef(id=row["id"], name=row["name"], snapshot_space=row["snapshot_space"]) for row in rows
+    ]

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 from uuid import UUID
 
 from contracts import JobFinishedPayload
-from contracts.events import Trigger
+from contracts.events import Scope, Trigger
 from recalculator.daos import DaoRef
 
 
@@ -37,11 +37,22 @@ class RunRequest:
     dao_ids: tuple[str, ...] | None = None
     request_id: UUID | None = None
 
+    @property
+    def scope(self) -> Scope:
+        """``all`` for every active DAO, ``subset`` for DAOs chosen by id (a retry, say)."""
+        return scope_of(self.dao_ids)
+
+
+def scope_of(dao_ids: object | None) -> Scope:
+    """What a run of ``dao_ids`` covers: ``all`` when None, else ``subset``. Pure."""
+    return "all" if dao_ids is None else "subset"
+
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a request ended: ``completed`` or ``failed`` (with JobFinished's payload),
-    ``refused`` (another run holds the lock) or ``duplicate`` (this request already ran)."""
+    ``refused`` (nothing started; ``message`` says why: a run of the job is already going, or
+    DAO ids unknown or inactive) or ``duplicate`` (this request already ran)."""
 
     status: Literal["completed", "failed", "refused", "duplicate"]
     job_id: UUID | None = None

@@ -1,7 +1,8 @@
 """The run: JobStarted, every DAO scored concurrently, cache revalidation, JobFinished.
 
 ``Recalculation.run(request)`` takes the job's run lock (a second run is refused and writes
-nothing), reads the DAOs to score, writes the job row with JobStarted, then scores each DAO in
+nothing), reads the DAOs to score (unknown or inactive ids named: refused, nothing written),
+writes the job row with JobStarted (and the request's RunAccepted), then scores each DAO in
 its own task (at most ``concurrency`` at once). Each DAO ends in one transaction: its score row
 with DaoProcessed, or its DaoFailed. A fatal error (the DAO list cannot be read, the scoring
 crashes, the run is cancelled) stops the remaining DAOs and still ends in JobFinished
@@ -92,7 +93,8 @@ class Recalculation:
         """Runs ``request`` to its JobFinished and returns the outcome.
 
         Returns ``refused`` without writing anything when another run of the job holds the
-        lock, ``duplicate`` when a job for ``request.request_id`` exists. ``on_started`` is
+        lock or a DAO id named is unknown or inactive (``message`` says which), ``duplicate``
+        when a job for ``request.request_id`` exists. ``on_started`` is
         awaited once the job row and JobStarted are committed (the worker acks its command
         there). Raises the database's error only when the run cannot start (the job row and
         JobStarted cannot be written); once started, the run waits out a database outage to
@@ -102,13 +104,7 @@ class Recalculation:
         progress = progress or SilentProgress()
         async with run_lock(self._pool, request.job_name) as locked:
             if not locked:
-                metrics.RUNS_REFUSED.inc()
-                message = (
-                    f"refused: a {request.job_name} run is already in progress"
-                    " (another process holds its lock); nothing was started"
-                )
-                log.warning(message, extra={"request_id": request.request_id})
-                return RunOutcome("refused", message=message)
+                return _refused(request, await self._already_going(request.job_name))
             metrics.RUN_IN_PROGRESS.set(1)
             try:
                 return await self._run_locked(request, progress, on_started)
@@ -129,7 +125,7 @@ class Recalculation:
                 give_up_after_s=self._patience_s,
             )
         except UnknownDaos as exc:
-            fatal = str(exc)
+            return _refused(request, str(exc))
         except (asyncpg.PostgresError, DatabaseOutage) as exc:
             fatal = f"cannot read the DAO list: {type(exc).__name__}: {exc}"
         job_id = await self._store.start_job(
@@ -199,6 +195,17 @@ class Recalculation:
         if cancelled:
             raise asyncio.CancelledError
         return RunOutcome(payload.status, job_id=job_id, finished=payload)
+
+    async def _already_going(self, job_name: str) -> str:
+        """Why a run is refused while another holds the lock, naming the running job if its
+        row is written yet. Raises the database's error."""
+        running = await self._pool.fetchval(
+            "SELECT id FROM jobs WHERE job_name = $1 AND status = 'running'"
+            " ORDER BY started_at DESC LIMIT 1",
+            job_name,
+        )
+        going = f"a run of {job_name} is already going"
+        return f"{going} (job {running})" if running is not None else going
 
     async def _score_all(
         self,
@@ -282,6 +289,12 @@ class Recalculation:
         await retry_transient(
             step, what="record a DAO's result", give_up_after_s=self._patience_s, extra=extra
         )
+
+
+def _refused(request: RunRequest, reason: str) -> RunOutcome:
+    metrics.RUNS_REFUSED.inc()
+    log.warning("run refused: %s", reason, extra={"request_id": request.request_id})
+    return RunOutcome("refused", message=reason)
 
 
 def _describe(exc: BaseException) -> str:

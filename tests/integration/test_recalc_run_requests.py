@@ -1,0 +1,220 @@
+"""Every run request the worker can parse gets one answer on the exchange: RunAccepted with
+the job it started, or RunRefused with the reason, and the command is acked, not dead-lettered.
+
+The worker runs in this process on the real Postgres and RabbitMQ; answers are read from a tap
+queue bound to the test's exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+
+from contracts import (
+    Event,
+    JobFinished,
+    RunAccepted,
+    RunRefused,
+    RunRequested,
+    Topology,
+    parse_event,
+)
+from recalculator.answers import answer_event_id
+from recalculator.bootstrap import bootstrap
+from recalculator.config import Settings
+from recalculator.run import RunRequest
+from recalculator.trigger import publish_run_request
+from recalculator.worker import Worker
+from tests.support.broker import collect, drain, eventually, tap_exchange
+from tests.support.recalc import GatedSource, recalc_settings, running_worker, seed_daos
+
+
+@pytest.fixture
+async def settings(database_url: str, amqp_url: str, schema: str, topology: Topology) -> Settings:
+    settings = recalc_settings(database_url, amqp_url, schema, topology, dao_timeout="60s")
+    await seed_daos(settings, 3, inactive=(2,))
+    return settings
+
+
+@pytest.fixture
+async def source() -> GatedSource:
+    return GatedSource()
+
+
+@pytest.fixture
+async def worker(settings: Settings, source: GatedSource) -> AsyncIterator[Worker]:
+    async with running_worker(settings, source=source) as worker:
+        yield worker
+
+
+@pytest.fixture
+async def tap(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
+    return await tap_exchange(amqp, topology, "#.run.*")
+
+
+async def answer_to(
+    amqp: AbstractRobustConnection, topology: Topology, tap: AbstractQueue, command: RunRequested
+) -> Event:
+    """Publish ``command`` as the ledger or the cron would; return the one answer it gets."""
+    await publish_run_request(amqp, topology, command)
+    [message] = await collect(tap, 1, timeout_s=20)
+    answer = parse_event(message.body)
+    assert isinstance(answer, RunAccepted | RunRefused)
+    assert answer.payload.request_id == command.request_id
+    return answer
+
+
+async def commands_left(amqp: AbstractRobustConnection, topology: Topology) -> tuple[int, int]:
+    """Messages in the commands queue and in its dead-letter queue."""
+    channel = await amqp.channel()
+    try:
+        queue = await channel.declare_queue(topology.commands_queue, passive=True)
+        dead = await channel.declare_queue(topology.commands.dead_letter_queue, passive=True)
+        counts = (queue.declaration_result.message_count, dead.declaration_result.message_count)
+    finally:
+        await channel.close()
+    return int(counts[0] or 0), int(counts[1] or 0)
+
+
+async def jobs_and_refusals(settings: Settings) -> tuple[int, list[asyncpg.Record]]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        jobs = await conn.fetchval(f'SELECT count(*) FROM "{settings.recalc_schema}".jobs')
+        refused = await conn.fetch(
+            f'SELECT request_id, reason FROM "{settings.recalc_schema}".refused_requests'
+        )
+    finally:
+        await conn.close()
+    return int(jobs), refused
+
+
+async def handled(worker: Worker, count: int) -> None:
+    consumer = worker.consumer
+    assert consumer is not None
+    await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n >= count)
+
+
+async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothing_more(
+    worker: Worker,
+    source: GatedSource,
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    tap: AbstractQueue,
+) -> None:
+    source.open()
+    everything = await tap_exchange(amqp, topology)
+    command = RunRequested(job_name=settings.job_name, trigger="manual")
+
+    accepted = await answer_to(amqp, topology, tap, command)
+    events = [parse_event(m.body) for m in await collect(everything, 5, timeout_s=20)]
+
+    assert isinstance(accepted, RunAccepted)
+    assert accepted.event_id == answer_event_id(command.request_id, "accepted")
+    assert accepted.payload.model_dump() == {
+        "request_id": command.request_id,
+        "trigger": "manual",
+        "scope": "all",
+        "daos_requested": None,
+    }
+    assert [type(e).__name__ for e in events] == [
+        "RunAccepted",
+        "JobStarted",
+        "DaoProcessed",
+        "DaoProcessed",
+        "JobFinished",
+    ]
+    assert {e.job_id for e in events} == {accepted.job_id}
+    assert isinstance(events[-1], JobFinished) and events[-1].payload.status == "completed"
+
+    await publish_run_request(amqp, topology, command)
+    await handled(worker, 2)
+    assert await drain(everything, 0.5) == [], "no second run, no second answer"
+    assert await commands_left(amqp, topology) == (0, 0)
+    assert (await jobs_and_refusals(settings))[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("job_name", "dao_ids", "reason"),
+    [
+        (
+            "nightly-other-job",
+            None,
+            "unknown job name nightly-other-job: this worker runs weekly-gvs-recalculation",
+        ),
+        (None, ["dao-00", "gone", "also-gone"], "unknown DAO ids: also-gone, gone"),
+        (None, ["dao-00", "dao-02"], "inactive DAO ids: dao-02"),
+        (
+            None,
+            [],
+            "no DAO ids given: a run of chosen DAOs needs at least one (null asks for all)",
+        ),
+    ],
+)
+async def test_a_request_the_worker_cannot_run_is_refused_with_the_reason_and_acked(
+    worker: Worker,
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    tap: AbstractQueue,
+    job_name: str | None,
+    dao_ids: list[str] | None,
+    reason: str,
+) -> None:
+    command = RunRequested(job_name=job_name or settings.job_name, trigger="retry", dao_ids=dao_ids)
+
+    refused = await answer_to(amqp, topology, tap, command)
+
+    assert isinstance(refused, RunRefused)
+    assert (refused.job_id, refused.job_name) == (command.request_id, command.job_name)
+    assert refused.event_id == answer_event_id(command.request_id, "refused")
+    assert refused.payload.model_dump() == {
+        "request_id": command.request_id,
+        "trigger": "retry",
+        "reason": reason,
+    }
+    await handled(worker, 1)
+    assert await commands_left(amqp, topology) == (0, 0), "acked, not dead-lettered"
+    jobs, refusals = await jobs_and_refusals(settings)
+    assert jobs == 0
+    assert [tuple(r) for r in refusals] == [(command.request_id, reason)]
+
+
+async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_refused(
+    worker: Worker,
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    topology: Topology,
+    tap: AbstractQueue,
+) -> None:
+    held = GatedSource()
+    async with bootstrap(settings, source=held) as other:
+        going = asyncio.create_task(
+            other.recalculation.run(RunRequest(settings.job_name, "manual"))
+        )
+        try:
+            await eventually(held.waiting, lambda n: n == 2)
+            job_id = await other.pool.fetchval("SELECT id FROM jobs")
+            command = RunRequested(job_name=settings.job_name, trigger="manual")
+
+            refused = await answer_to(amqp, topology, tap, command)
+        finally:
+            held.open()
+            outcome = await going
+
+    assert isinstance(refused, RunRefused)
+    assert refused.payload.reason == (
+        f"a run of {settings.job_name} is already going (job {job_id})"
+    )
+    assert outcome.status == "completed"
+    # The same request again, now that nothing runs: it was answered, so it stays refused.
+    await publish_run_request(amqp, topology, command)
+    await handled(worker, 2)
+    assert await drain(tap, 0.5) == []
+    assert await commands_left(amqp, topology) == (0, 0)
+    jobs, refusals = await jobs_and_refusals(settings)
+    assert (jobs, len(refusals)) == (1, 1), "only the other run's job"
