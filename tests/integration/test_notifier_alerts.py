@@ -32,6 +32,7 @@ from tests.support.notifier_harness import (
     notifier_settings,
     publish,
     running_notifier,
+    scoped,
 )
 from tests.support.outcomes import JOB_NAME, job_finished
 
@@ -50,6 +51,26 @@ FAILURES = (
     ("Aave DAO", "HTTP 502 from the hub"),
     ("ENS", "no proposals in 90 days & no space"),
 )
+
+
+def abandoned(at: datetime) -> JobAbandoned:
+    """A run called abandoned at ``at``: its last event came 30 minutes earlier."""
+    return JobAbandoned(
+        job_id=uuid.uuid4(),
+        job_name=JOB_NAME,
+        occurred_at=at,
+        payload=JobAbandonedPayload(last_event_at=at - timedelta(minutes=30), stale_after_s=1800),
+    )
+
+
+def missed(at: datetime) -> JobMissed:
+    """The slot an hour before ``at`` missed, seen at ``at`` (an hour of grace)."""
+    return JobMissed(
+        job_id=uuid.uuid4(),
+        job_name=JOB_NAME,
+        occurred_at=at,
+        payload=JobMissedPayload(scheduled_for=at - timedelta(hours=1), grace_s=3600),
+    )
 
 
 @dataclass
@@ -126,14 +147,42 @@ def cases() -> dict[str, Case]:
             ],
         ),
         "DAO count fell over 20%: yellow warning email and Slack": Case(
-            finished("completed", 7, 7),
+            scoped(finished("completed", 7, 7), "all"),
             "warning",
             "⚠️ Weekly GVS Recalculation completed with warnings: 7/7 DAOs",
             YELLOW,
-            ["Only 7 DAOs were scored, 30% fewer than the 10 of the previous completed run"],
+            ["Only 7 DAOs were scored, 30% fewer than the 10 of the last completed run of all"],
             "warning",
             ["Only 7 DAOs were scored, 30% fewer"],
-            before=[finished("completed", 10, 10, occurred_at=AT - timedelta(days=7))],
+            before=[
+                scoped(finished("completed", 10, 10, occurred_at=AT - timedelta(days=7)), "all")
+            ],
+        ),
+        "completed after an abandoned run: recovered email saying so": Case(
+            finished("completed", 10, 10),
+            "recovered",
+            "✅ Weekly GVS Recalculation recovered: 10/10 DAOs in 5m 32s",
+            GREEN,
+            [
+                "The job has recovered: the previous run was abandoned (it stopped reporting "
+                "progress), and this one completed."
+            ],
+            "recovered",
+            ["The previous run was abandoned (it stopped reporting progress); this one completed."],
+            before=[abandoned(AT - timedelta(days=7))],
+        ),
+        "completed after a missed slot: recovered email saying so": Case(
+            finished("completed", 10, 10),
+            "recovered",
+            "✅ Weekly GVS Recalculation recovered: 10/10 DAOs in 5m 32s",
+            GREEN,
+            [
+                "The job has recovered: the last scheduled run was missed (it never started), "
+                "and this one completed."
+            ],
+            "recovered",
+            ["The last scheduled run was missed (it never started); this one completed."],
+            before=[missed(AT - timedelta(days=7))],
         ),
         "cache not revalidated while configured: warning": Case(
             finished("completed", 10, 10, cache_invalidated=False),
@@ -146,14 +195,7 @@ def cases() -> dict[str, Case]:
             revalidation=True,
         ),
         "abandoned: red email and Slack": Case(
-            JobAbandoned(
-                job_id=uuid.uuid4(),
-                job_name=JOB_NAME,
-                occurred_at=AT,
-                payload=JobAbandonedPayload(
-                    last_event_at=AT - timedelta(minutes=30), stale_after_s=1800
-                ),
-            ),
+            abandoned(AT),
             "abandoned",
             "🚨 ChainSights Alert: Weekly GVS Recalculation abandoned (no progress for 30m)",
             RED,
@@ -162,12 +204,7 @@ def cases() -> dict[str, Case]:
             ["*No event for:* 30m"],
         ),
         "missed: red email and Slack": Case(
-            JobMissed(
-                job_id=uuid.uuid4(),
-                job_name=JOB_NAME,
-                occurred_at=AT,
-                payload=JobMissedPayload(scheduled_for=AT - timedelta(hours=1), grace_s=3600),
-            ),
+            missed(AT),
             "missed",
             "🚨 ChainSights Alert: Weekly GVS Recalculation missed its 2026-01-04 23:05:32 UTC run",
             RED,

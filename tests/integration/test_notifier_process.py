@@ -141,8 +141,8 @@ async def test_migrate_creates_the_tables_and_says_so(
     code, out, err = await run(env, "migrate")
     assert (code, out.strip()) == (
         0,
-        f"{schema}: applied 2 migration(s):"
-        " chassis.outbox/0001_outbox.sql, notifier/0001_deliveries.sql",
+        f"{schema}: applied 3 migration(s): chassis.outbox/0001_outbox.sql,"
+        " notifier/0001_deliveries.sql, notifier/0002_outcomes_and_skipped.sql",
     ), err
     conn = await asyncpg.connect(database_url)
     try:
@@ -154,7 +154,7 @@ async def test_migrate_creates_the_tables_and_says_so(
     assert {r["table_name"] for r in tables} >= {
         "outbox",
         "deliveries",
-        "runs",
+        "outcomes",
         "processed_events",
     }
     again = await run(env, "migrate")

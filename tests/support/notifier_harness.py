@@ -15,8 +15,8 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
-from contracts import Topology, encode_event, routing_key
-from contracts.events import Envelope
+from contracts import JobFinished, Topology, encode_event, routing_key
+from contracts.events import Envelope, Scope
 from notifier.bootstrap import bootstrap
 from notifier.config import Settings
 from notifier.service import Notifier, migrate_schema
@@ -66,6 +66,11 @@ def notifier_settings(
         values["slack_webhook_url"] = slack.webhook_url
     values.update(overrides)
     return Settings(**values)
+
+
+def scoped(event: JobFinished, scope: Scope | None) -> JobFinished:
+    """``event`` saying it covered ``scope`` (every active DAO, a subset, or None: unknown)."""
+    return event.model_copy(update={"payload": event.payload.model_copy(update={"scope": scope})})
 
 
 @contextlib.asynccontextmanager

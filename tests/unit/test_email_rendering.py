@@ -112,7 +112,7 @@ def test_a_url_with_an_ampersand_is_escaped_in_the_link() -> None:
 
 def test_the_warning_email_is_green_with_a_yellow_box_of_sentences() -> None:
     warning = "The rankings cache was not revalidated: the site may still show the previous scores."
-    email = render_email(alert("warning", warnings=(warning,), recovered=True))
+    email = render_email(alert("warning", warnings=(warning,), recovered_from="failed"))
     assert YELLOW in email.html
     assert warning in email.html
     assert f"- {warning}" in email.text
@@ -120,9 +120,24 @@ def test_the_warning_email_is_green_with_a_yellow_box_of_sentences() -> None:
 
 
 def test_the_recovered_email_says_the_job_recovered() -> None:
-    email: RenderedEmail = render_email(alert("recovered", recovered=True))
+    email: RenderedEmail = render_email(alert("recovered", recovered_from="failed"))
     assert email.subject.startswith("✅ Weekly GVS Recalculation recovered")
     assert "the previous run failed, and this one completed" in email.text
+
+
+@pytest.mark.parametrize(
+    ("setback", "says"),
+    [
+        ("abandoned", "the previous run was abandoned (it stopped reporting progress)"),
+        ("missed", "the last scheduled run was missed (it never started)"),
+    ],
+)
+def test_the_recovered_email_says_what_the_job_recovered_from(setback: str, says: str) -> None:
+    email = render_email(alert("recovered", recovered_from=setback))
+    sentence = f"The job has recovered: {says}, and this one completed."
+    assert sentence in email.text
+    assert sentence in email.html
+    assert "the previous run failed" not in email.text
 
 
 def test_the_abandoned_email_says_what_was_expected_and_when() -> None:

@@ -18,15 +18,21 @@ from contracts.events import (
     JobMissed,
     JobMissedPayload,
     JobStatus,
+    Scope,
 )
 from notifier.decisions import (
     Alert,
+    AlertStatus,
+    Baseline,
+    History,
     Notification,
     OutcomeEvent,
-    PreviousRun,
+    PreviousOutcome,
+    Setback,
     build_alert,
     decide_notifications,
     plan_notifications,
+    remembered,
 )
 
 FINISHED_AT = datetime(2025, 12, 22, 0, 5, 32, tzinfo=UTC)
@@ -42,13 +48,16 @@ def finished(
     cache_invalidated: bool = True,
     fatal_error: str | None = None,
     job_id: UUID | None = None,
+    scope: Scope | None = "all",
+    occurred_at: datetime = FINISHED_AT,
 ) -> JobFinished:
     return JobFinished(
         job_id=job_id or uuid4(),
         job_name="weekly-gvs-recalculation",
         sequence=total + 1,
-        occurred_at=FINISHED_AT,
+        occurred_at=occurred_at,
         payload=JobFinishedPayload(
+            scope=scope,
             status=status,
             daos_total=total,
             daos_processed=total - failed,
@@ -64,14 +73,16 @@ def finished(
     )
 
 
-def previous(status: JobStatus = "completed", total: int = 10) -> PreviousRun:
-    return PreviousRun(status=status, daos_total=total, finished_at=LAST_WEEK)
+def previous(status: AlertStatus = "completed", total: int = 10) -> History:
+    """Last week's outcome; a completed one of all DAOs is also the drop baseline."""
+    baseline = Baseline(daos_total=total, finished_at=LAST_WEEK) if status == "completed" else None
+    return History(PreviousOutcome(status, LAST_WEEK), baseline)
 
 
 def decide(
-    event: OutcomeEvent, before: PreviousRun | None = None, *, revalidation: bool = True
+    event: OutcomeEvent, before: History | None = None, *, revalidation: bool = True
 ) -> list[Notification]:
-    return decide_notifications(event, before, revalidation_configured=revalidation)
+    return decide_notifications(event, before or History(), revalidation_configured=revalidation)
 
 
 def test_a_completed_run_gets_the_success_email_only() -> None:
@@ -79,7 +90,7 @@ def test_a_completed_run_gets_the_success_email_only() -> None:
 
 
 def test_a_first_ever_completed_run_gets_the_success_email_only() -> None:
-    assert decide(finished(), None) == [Notification("email", "success")]
+    assert decide(finished(), History()) == [Notification("email", "success")]
 
 
 def test_a_completed_run_with_30_percent_failures_also_warns_slack() -> None:
@@ -126,7 +137,7 @@ def test_a_missed_run_gets_the_missed_email_and_slack() -> None:
         job_name="weekly-gvs-recalculation",
         payload=JobMissedPayload(scheduled_for=LAST_WEEK, grace_s=1800),
     )
-    assert decide(event, None) == [Notification("email", "missed"), Notification("slack", "missed")]
+    assert decide(event) == [Notification("email", "missed"), Notification("slack", "missed")]
 
 
 def test_a_completed_run_after_a_failed_one_is_announced_as_recovered() -> None:
@@ -166,6 +177,109 @@ def test_a_drop_below_a_failed_previous_run_is_no_warning_but_a_recovery() -> No
     )
 
 
+RETRY_AT = LAST_WEEK + timedelta(days=1)
+
+
+def test_a_3_dao_retry_after_a_50_dao_week_is_no_drop() -> None:
+    retry = finished(total=3, scope="subset")
+    assert decide(retry, previous(total=50)) == [Notification("email", "success")]
+
+
+def test_the_next_30_dao_week_after_that_retry_is_measured_against_the_50_dao_week() -> None:
+    # The retry is the previous outcome; the baseline is still last week's run of all DAOs.
+    after_retry = History(PreviousOutcome("completed", RETRY_AT), Baseline(50, LAST_WEEK))
+    week = finished(total=30, scope="all")
+    alert = build_alert(
+        week, "warning", after_retry, revalidation_configured=True, admin_base_url=ADMIN
+    )
+    assert decide(week, after_retry) == [
+        Notification("email", "warning"),
+        Notification("slack", "warning"),
+    ]
+    assert alert.warnings == (
+        "Only 30 DAOs were scored, 40% fewer than the 50 of the last completed run of all "
+        "DAOs: DAOs may be missing from the rankings.",
+    )
+
+
+def test_a_run_of_unknown_scope_is_not_checked_for_a_drop() -> None:
+    assert decide(finished(total=3, scope=None), previous(total=50)) == [
+        Notification("email", "success")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "is_baseline"),
+    [
+        (finished(scope="all"), True),
+        (finished(scope="subset"), False),
+        (finished(scope=None), False),
+        (finished("failed", failed=6, scope="all"), False),
+    ],
+    ids=["completed-all", "completed-subset", "completed-unknown-scope", "failed-all"],
+)
+def test_only_a_completed_run_of_all_daos_is_remembered_as_a_drop_baseline(
+    event: JobFinished, is_baseline: bool
+) -> None:
+    assert remembered(event).is_baseline is is_baseline
+
+
+def test_abandoned_runs_and_missed_slots_are_remembered_as_outcomes_without_counts() -> None:
+    abandoned = JobAbandoned(
+        job_id=uuid4(),
+        job_name="weekly-gvs-recalculation",
+        occurred_at=LAST_WEEK,
+        payload=JobAbandonedPayload(last_event_at=LAST_WEEK, stale_after_s=3600),
+    )
+    missed = JobMissed(
+        job_id=uuid4(),
+        job_name="weekly-gvs-recalculation",
+        occurred_at=LAST_WEEK,
+        payload=JobMissedPayload(scheduled_for=LAST_WEEK, grace_s=1800),
+    )
+    assert (remembered(abandoned).status, remembered(abandoned).daos_total) == ("abandoned", None)
+    assert (remembered(missed).status, remembered(missed).is_baseline) == ("missed", False)
+
+
+@pytest.mark.parametrize(
+    ("setback", "says"),
+    [
+        ("failed", "the previous run failed"),
+        ("abandoned", "the previous run was abandoned (it stopped reporting progress)"),
+        ("missed", "the last scheduled run was missed (it never started)"),
+    ],
+)
+def test_a_completed_run_after_a_failed_abandoned_or_missed_one_is_recovered(
+    setback: Setback, says: str
+) -> None:
+    history = History(PreviousOutcome(setback, LAST_WEEK), Baseline(10, LAST_WEEK - timedelta(7)))
+    alert = build_alert(
+        finished(), "recovered", history, revalidation_configured=True, admin_base_url=ADMIN
+    )
+    assert decide(finished(), history) == [
+        Notification("email", "recovered"),
+        Notification("slack", "recovered"),
+    ]
+    assert (alert.recovered_from, alert.setback) == (setback, says)
+
+
+def test_a_completed_run_after_a_completed_one_is_a_plain_success() -> None:
+    history = History(PreviousOutcome("completed", LAST_WEEK), Baseline(10, LAST_WEEK))
+    assert decide(finished(), history) == [Notification("email", "success")]
+
+
+def test_a_stored_alert_that_says_recovered_true_reads_as_recovered_from_a_failed_run() -> None:
+    stored = build_alert(
+        finished(),
+        "recovered",
+        previous("failed"),
+        revalidation_configured=True,
+        admin_base_url=ADMIN,
+    ).model_dump(mode="json")
+    del stored["recovered_from"]
+    assert Alert.model_validate({**stored, "recovered": True}).recovered_from == "failed"
+
+
 def test_a_cache_not_revalidated_warns_when_revalidation_is_configured() -> None:
     event = finished(cache_invalidated=False)
     assert decide(event, previous(), revalidation=True) == [
@@ -189,9 +303,9 @@ def test_a_warning_outranks_a_recovery_and_the_alert_still_says_recovered() -> N
     assert alert.recovered
 
 
-def test_a_previous_run_that_finished_after_this_one_is_not_its_predecessor() -> None:
-    later = PreviousRun(status="failed", daos_total=100, finished_at=FINISHED_AT)
-    assert decide(finished(), later) == [Notification("email", "success")]
+def test_an_outcome_at_or_after_this_one_is_neither_its_predecessor_nor_its_baseline() -> None:
+    later = History(PreviousOutcome("failed", FINISHED_AT), Baseline(100, FINISHED_AT))
+    assert decide(finished(total=10), later) == [Notification("email", "success")]
 
 
 def test_the_warning_alert_says_why_in_sentences() -> None:
@@ -211,7 +325,7 @@ def test_the_alert_links_to_the_jobs_admin_page() -> None:
     alert = build_alert(
         finished(job_id=job_id),
         "success",
-        None,
+        History(),
         revalidation_configured=False,
         admin_base_url="https://chainsights.one/",
     )
@@ -220,7 +334,7 @@ def test_the_alert_links_to_the_jobs_admin_page() -> None:
 
 def test_the_alert_names_the_job_for_people() -> None:
     alert = build_alert(
-        finished(), "success", None, revalidation_configured=False, admin_base_url=ADMIN
+        finished(), "success", History(), revalidation_configured=False, admin_base_url=ADMIN
     )
     assert alert.job_title == "Weekly GVS Recalculation"
 
@@ -229,7 +343,7 @@ def test_an_alert_survives_a_json_round_trip_for_the_delivery_record() -> None:
     alert = build_alert(
         finished("failed", failed=6),
         "failure",
-        None,
+        History(),
         revalidation_configured=True,
         admin_base_url=ADMIN,
     )
@@ -238,7 +352,9 @@ def test_an_alert_survives_a_json_round_trip_for_the_delivery_record() -> None:
 
 def test_building_an_alert_of_a_kind_foreign_to_the_event_is_refused() -> None:
     with pytest.raises(ValueError, match="'missed' does not apply to JobFinished"):
-        build_alert(finished(), "missed", None, revalidation_configured=False, admin_base_url=ADMIN)
+        build_alert(
+            finished(), "missed", History(), revalidation_configured=False, admin_base_url=ADMIN
+        )
 
 
 def test_plan_pairs_each_notification_with_an_alert_of_its_kind() -> None:
@@ -249,27 +365,35 @@ def test_plan_pairs_each_notification_with_an_alert_of_its_kind() -> None:
 
 
 @st.composite
-def outcomes(draw: st.DrawFn) -> tuple[JobFinished, PreviousRun | None, bool]:
+def outcomes(draw: st.DrawFn) -> tuple[JobFinished, History, bool]:
     # A JobFinished lists at most 100 failures, and finished() lists one per failed DAO.
     total = draw(st.integers(0, 100))
     failed = draw(st.integers(0, total))
     status: JobStatus = draw(st.sampled_from(["completed", "failed"]))
-    event = finished(status, total=total, failed=failed, cache_invalidated=draw(st.booleans()))
-    before = draw(
-        st.none()
-        | st.builds(
-            PreviousRun,
-            status=st.sampled_from(["completed", "failed"]),
-            daos_total=st.integers(0, 300),
-            finished_at=st.just(LAST_WEEK),
-        )
+    scope: Scope | None = draw(st.sampled_from(["all", "subset", None]))
+    event = finished(
+        status, total=total, failed=failed, cache_invalidated=draw(st.booleans()), scope=scope
+    )
+    before = History(
+        draw(
+            st.none()
+            | st.builds(
+                PreviousOutcome,
+                status=st.sampled_from(["completed", "failed", "abandoned", "missed"]),
+                occurred_at=st.just(LAST_WEEK),
+            )
+        ),
+        draw(
+            st.none()
+            | st.builds(Baseline, daos_total=st.integers(1, 300), finished_at=st.just(LAST_WEEK))
+        ),
     )
     return event, before, draw(st.booleans())
 
 
 @given(outcomes())
 def test_every_finished_job_gets_exactly_one_email_and_at_most_one_slack_message(
-    outcome: tuple[JobFinished, PreviousRun | None, bool],
+    outcome: tuple[JobFinished, History, bool],
 ) -> None:
     event, before, revalidation = outcome
     notifications = decide(event, before, revalidation=revalidation)

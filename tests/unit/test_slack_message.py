@@ -112,11 +112,24 @@ def test_a_long_error_is_cut_and_its_newlines_flattened() -> None:
 
 
 def test_the_recovery_note_is_short_and_lists_no_failures() -> None:
-    payload = build_slack_payload(alert("recovered", status="completed", recovered=True))
+    payload = build_slack_payload(alert("recovered", status="completed", recovered_from="failed"))
     assert payload["blocks"][0]["text"]["text"] == "✅ Weekly GVS Recalculation recovered"
     assert "The previous run failed; this one completed." in whole(payload)
     assert "Failed DAOs" not in whole(payload)
     assert len(payload["blocks"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("setback", "says"),
+    [
+        ("abandoned", "The previous run was abandoned (it stopped reporting progress)"),
+        ("missed", "The last scheduled run was missed (it never started)"),
+    ],
+)
+def test_the_recovery_note_says_what_the_job_recovered_from(setback: str, says: str) -> None:
+    payload = build_slack_payload(alert("recovered", status="completed", recovered_from=setback))
+    assert f"{says}; this one completed." in whole(payload)
+    assert "previous run failed" not in whole(payload)
 
 
 def test_the_warning_message_lists_the_ranking_warnings() -> None:

@@ -1,7 +1,8 @@
 """Which notifications an outcome deserves, and what the messages about it must carry.
 
-Pure functions of an event, the previous run of the same job and one configuration flag: no
-database, broker or network, so every row below is a unit test.
+Pure functions of an event, what the notifier remembers of the job's earlier outcomes
+(:class:`History`) and one configuration flag: no database, broker or network, so every row
+below is a unit test.
 
 The delivery record key is ``(job_id, channel, kind)``, so a given input must always give the
 same kinds, and every event gives exactly ONE email and at most ONE Slack message. Rows are
@@ -15,34 +16,39 @@ JobAbandoned       always                                      abandoned   aband
 JobMissed          always                                      missed      missed
 JobFinished        status ``failed``                           failure     failure
 JobFinished        ``completed`` with a ranking warning (1)    warning     warning
-JobFinished        ``completed`` after a ``failed`` run (2)    recovered   (3)
+JobFinished        ``completed`` after a setback (2)           recovered   (3)
 JobFinished        ``completed``                               success     (3)
 =================  ==========================================  ==========  ==========
 
 (1) A ranking warning says the rankings may not really have been updated, so "green" would
-    lie: ``daos_total`` more than 20% below the previous run's when that run completed, or
+    lie: a run of scope ``all`` whose ``daos_total`` is more than 20% below the baseline's
+    (:attr:`History.baseline`: the last completed run of scope ``all``), or
     ``cache_invalidated`` false while cache revalidation is configured. It outranks the
-    recovery: the warning email still says the job recovered (``Alert.recovered``).
-(2) Only the previous run's status counts; the previous run is the last JobFinished of the
-    same ``job_name`` before this one (see :class:`PreviousRun`).
+    recovery: the warning email still says the job recovered (``Alert.recovered_from``).
+(2) A setback is the job name's previous outcome (:attr:`History.previous`: the latest
+    JobFinished of any scope, JobAbandoned or JobMissed before this event, of another job)
+    when it was a ``failed`` run, an ``abandoned`` run or a ``missed`` slot. The recovered
+    email says which.
 (3) ``warning`` when the row above is a ranking warning or more than 20% of the DAOs failed
     (``daos_failed / daos_total > 0.2``; a completed run can have up to 50%); else
-    ``recovered`` after a failed run; else no Slack message. A completed run with many
+    ``recovered`` after a setback; else no Slack message. A completed run with many
     failures still gets the green success email: its rankings did update, and the email
     lists the failed DAOs; Slack is where the admin is asked to look.
 
-A failed previous run's ``daos_total`` is no baseline (a fatal error may stop a run before it
-lists the DAOs), so the drop check only compares with a completed previous run.
+Only a run of the whole registry is compared, and only with one: a retry or a run of chosen
+DAOs (scope ``subset``) is no drop from a week of all DAOs and no measure for the next one. A
+run whose producer did not say its scope (None) is neither checked nor a baseline, and a
+failed run is no baseline either (a fatal error may stop a run before it lists the DAOs).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from contracts.events import (
     Channel,
@@ -51,11 +57,13 @@ from contracts.events import (
     JobFinished,
     JobFinishedPayload,
     JobMissed,
-    JobStatus,
     NotificationKind,
+    Scope,
 )
 
 AlertStatus = Literal["completed", "failed", "abandoned", "missed"]
+Setback = Literal["failed", "abandoned", "missed"]
+"""The previous outcomes a completed run recovers from."""
 OutcomeEvent = JobFinished | JobAbandoned | JobMissed
 
 # Both thresholds are "more than 20%", compared in integers (x * 5 > total) so that exactly
@@ -68,17 +76,62 @@ _WORD_CASING = {"gvs": "GVS", "dao": "DAO", "daos": "DAOs", "api": "API", "isr":
 
 
 @dataclass(frozen=True, slots=True)
-class PreviousRun:
-    """What the notifier remembers of the last JobFinished of the same ``job_name``.
+class Remembered:
+    """What the notifier keeps of an outcome, for the decisions about the job's later ones.
 
-    The caller must look it up as "the last one that occurred before this event, other than
-    this job", so that a redelivered event gets the same previous run and so the same kinds.
+    ``occurred_at`` is the event's; ``scope`` and ``daos_total`` are a finished run's (None
+    for an abandoned run or a missed slot, and ``scope`` None when the producer did not say).
+    """
+
+    status: AlertStatus
+    scope: Scope | None
+    daos_total: int | None
+    occurred_at: datetime
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for a completed run of the whole registry, the only measure of a drop."""
+        return self.status == "completed" and self.scope == "all"
+
+
+def remembered(event: OutcomeEvent) -> Remembered:
+    """Return what to keep of ``event`` for later decisions (see :class:`History`)."""
+    if isinstance(event, JobAbandoned):
+        return Remembered("abandoned", None, None, event.occurred_at)
+    if isinstance(event, JobMissed):
+        return Remembered("missed", None, None, event.occurred_at)
+    payload = event.payload
+    return Remembered(payload.status, payload.scope, payload.daos_total, event.occurred_at)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousOutcome:
+    """The job name's latest outcome before this event, of another job: a finished run of any
+    scope, an abandoned run or a missed slot. ``occurred_at`` is that event's."""
+
+    status: AlertStatus
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The job name's last completed run of scope ``all`` before this event, of another job.
+
     ``finished_at`` is that JobFinished's ``occurred_at``.
     """
 
-    status: JobStatus
     daos_total: int
     finished_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the decisions about an outcome look back on; the caller looks both up as "before
+    this event, other than this job" (:class:`Remembered` rows), so that a redelivered event
+    gets the same history and so the same kinds. Empty for a job name's first outcome."""
+
+    previous: PreviousOutcome | None = None
+    baseline: Baseline | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +166,31 @@ class Alert(BaseModel):
     failures: tuple[Failure, ...] = ()
     fatal_error: str | None = None
     warnings: tuple[str, ...] = ()
-    recovered: bool = False
+    recovered_from: Setback | None = None
     last_event_at: datetime | None = None
     stale_after_s: int | None = None
     scheduled_for: datetime | None = None
     grace_s: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_recovered_flag(cls, data: Any) -> Any:
+        # Alerts stored before ``recovered_from`` existed say ``recovered: true``, and only a
+        # failed run was a setback then; a pending record must still render as it was decided.
+        if isinstance(data, dict) and data.get("recovered") and "recovered_from" not in data:
+            return {**data, "recovered_from": "failed"}
+        return data
+
+    @property
+    def recovered(self) -> bool:
+        """True when this completed run followed a failed, abandoned or missed one."""
+        return self.recovered_from is not None
+
+    @property
+    def setback(self) -> str:
+        """What this run recovered from, as the end of a sentence; empty when it recovered
+        from nothing: ``the previous run failed``, ``... was abandoned ...``, ``... missed``."""
+        return _SETBACK_SENTENCES[self.recovered_from] if self.recovered_from else ""
 
     @property
     def job_title(self) -> str:
@@ -151,25 +224,26 @@ def failure_rate_exceeded(payload: JobFinishedPayload) -> bool:
 
 
 def ranking_warnings(
-    event: JobFinished, previous: PreviousRun | None, *, revalidation_configured: bool
+    event: JobFinished, history: History, *, revalidation_configured: bool
 ) -> list[str]:
     """Return the sentences saying why a completed run's rankings may not have updated.
 
     Empty for a failed run (its failure email says more) and for a run with nothing wrong.
+    Only a run of scope ``all`` is checked for a drop, against :attr:`History.baseline`.
     """
     payload = event.payload
     if payload.status != "completed":
         return []
     warnings: list[str] = []
-    baseline = _previous_before(event, previous)
-    if baseline is not None and baseline.status == "completed":
+    baseline = history.baseline
+    if payload.scope == "all" and baseline is not None and _before(event, baseline.finished_at):
         drop = baseline.daos_total - payload.daos_total
         if drop * _THRESHOLD_DENOMINATOR > baseline.daos_total:
             percent = round(100 * drop / baseline.daos_total)
             warnings.append(
                 f"Only {payload.daos_total} DAOs were scored, {percent}% fewer than the "
-                f"{baseline.daos_total} of the previous completed run: DAOs may be missing "
-                "from the rankings."
+                f"{baseline.daos_total} of the last completed run of all DAOs: DAOs may be "
+                "missing from the rankings."
             )
     if revalidation_configured and not payload.cache_invalidated:
         warnings.append(
@@ -179,7 +253,7 @@ def ranking_warnings(
 
 
 def decide_notifications(
-    event: OutcomeEvent, previous: PreviousRun | None, *, revalidation_configured: bool
+    event: OutcomeEvent, history: History, *, revalidation_configured: bool
 ) -> list[Notification]:
     """Return the notifications an outcome deserves: the email first, then Slack if any.
 
@@ -193,10 +267,8 @@ def decide_notifications(
     if event.payload.status == "failed":
         return [Notification("email", "failure"), Notification("slack", "failure")]
 
-    warned = bool(
-        ranking_warnings(event, previous, revalidation_configured=revalidation_configured)
-    )
-    recovered = _recovered(event, previous)
+    warned = bool(ranking_warnings(event, history, revalidation_configured=revalidation_configured))
+    recovered = _recovered_from(event, history) is not None
     email_kind: NotificationKind = "warning" if warned else "recovered" if recovered else "success"
     notifications = [Notification("email", email_kind)]
     if warned or failure_rate_exceeded(event.payload):
@@ -209,7 +281,7 @@ def decide_notifications(
 def build_alert(
     event: OutcomeEvent,
     kind: NotificationKind,
-    previous: PreviousRun | None,
+    history: History,
     *,
     revalidation_configured: bool,
     admin_base_url: str,
@@ -254,15 +326,15 @@ def build_alert(
         failures=tuple(payload.failures),
         fatal_error=payload.fatal_error,
         warnings=tuple(
-            ranking_warnings(event, previous, revalidation_configured=revalidation_configured)
+            ranking_warnings(event, history, revalidation_configured=revalidation_configured)
         ),
-        recovered=_recovered(event, previous),
+        recovered_from=_recovered_from(event, history),
     )
 
 
 def plan_notifications(
     event: OutcomeEvent,
-    previous: PreviousRun | None,
+    history: History,
     *,
     revalidation_configured: bool,
     admin_base_url: str,
@@ -270,8 +342,8 @@ def plan_notifications(
     """Return each notification an outcome deserves with the alert to render for it."""
     flag, base = revalidation_configured, admin_base_url
     return [
-        (n, build_alert(event, n.kind, previous, revalidation_configured=flag, admin_base_url=base))
-        for n in decide_notifications(event, previous, revalidation_configured=flag)
+        (n, build_alert(event, n.kind, history, revalidation_configured=flag, admin_base_url=base))
+        for n in decide_notifications(event, history, revalidation_configured=flag)
     ]
 
 
@@ -282,16 +354,23 @@ _KINDS_BY_EVENT: dict[type[OutcomeEvent], frozenset[NotificationKind]] = {
 }
 
 
-def _previous_before(event: JobFinished, previous: PreviousRun | None) -> PreviousRun | None:
-    # A run that finished at or after this one is not its predecessor (an old event
-    # redelivered late); comparing with it would invent a recovery or a drop.
-    if previous is None or previous.finished_at >= event.occurred_at:
+_SETBACK_SENTENCES: dict[Setback, str] = {
+    "failed": "the previous run failed",
+    "abandoned": "the previous run was abandoned (it stopped reporting progress)",
+    "missed": "the last scheduled run was missed (it never started)",
+}
+
+
+def _before(event: OutcomeEvent, moment: datetime) -> bool:
+    # An outcome at or after this one is not its predecessor (an old event redelivered
+    # late); comparing with it would invent a recovery or a drop.
+    return moment < event.occurred_at
+
+
+def _recovered_from(event: JobFinished, history: History) -> Setback | None:
+    previous = history.previous
+    if event.payload.status != "completed" or previous is None:
         return None
-    return previous
-
-
-def _recovered(event: JobFinished, previous: PreviousRun | None) -> bool:
-    baseline = _previous_before(event, previous)
-    return (
-        event.payload.status == "completed" and baseline is not None and baseline.status == "failed"
-    )
+    if not _before(event, previous.occurred_at) or previous.status == "completed":
+        return None
+    return previous.status

@@ -1,13 +1,15 @@
 """Recording an outcome event: processed, remembered, and its delivery records, in ONE transaction.
 
-:func:`record_outcome` reads the previous run (JobFinished only), plans, and then writes in one
-statement, so one transaction and one commit: the event id as processed (a redelivery then
-changes nothing), the run remembered for later decisions, and one pending record per planned
-notification. The records the dispatcher has room for are inserted already claimed for their
-first attempt (lease set, ``attempts = 1``), so that after the commit the dispatcher sends
-them at once, from memory: one durable commit before the provider request, and two round
-trips (one for JobAbandoned and JobMissed). A crash after the commit leaves them claimed;
-they are resumed once the lease runs out, with the same idempotency key.
+:func:`record_outcome` reads the job's history (JobFinished only: the previous outcome and the
+drop baseline, in one query), plans, and then writes in one statement, so one transaction and
+one commit: the event id as processed (a redelivery then changes nothing), the outcome
+remembered for later decisions (table ``outcomes``: finished, abandoned or missed), and one
+pending record per planned notification. The records the dispatcher has room for are
+inserted already claimed for their first attempt (lease set, ``attempts = 1``), so that after
+the commit the dispatcher sends them at once, from memory: one durable commit before the
+provider request, and two round trips (one for JobAbandoned and JobMissed). A crash after the
+commit leaves them claimed; they are resumed once the lease runs out, with the same
+idempotency key.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from dataclasses import dataclass
 
 from chassis.database import Connection
 from contracts.events import JobFinished
-from notifier.decisions import OutcomeEvent, PreviousRun, plan_notifications
+from notifier.decisions import (
+    Baseline,
+    History,
+    OutcomeEvent,
+    PreviousOutcome,
+    plan_notifications,
+    remembered,
+)
 from notifier.deliveries import Delivery
 from notifier.dispatcher import Dispatcher
 
@@ -74,21 +83,42 @@ class Recorded:
         return self.created - len(self.claimed)
 
 
-_PREVIOUS_RUN = """
-SELECT status, daos_total, finished_at FROM runs
-WHERE job_name = $1 AND job_id <> $2 AND finished_at < $3
-ORDER BY finished_at DESC LIMIT 1
+# Both "before this event, other than this job", so a redelivery reads the same history.
+# Ties on the time are broken by id, so that the same rows always give the same answer.
+_HISTORY = """
+SELECT p.status, p.occurred_at, b.daos_total, b.occurred_at AS baseline_at
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT status, occurred_at FROM outcomes
+    WHERE job_name = $1 AND job_id <> $2 AND occurred_at < $3
+    ORDER BY occurred_at DESC, job_id DESC, event_type DESC LIMIT 1
+) p ON true
+LEFT JOIN LATERAL (
+    SELECT daos_total, occurred_at FROM outcomes
+    WHERE is_baseline AND job_name = $1 AND job_id <> $2 AND occurred_at < $3
+    ORDER BY occurred_at DESC, job_id DESC LIMIT 1
+) b ON true
 """
 
 # The writes are ONE statement, so one implicit transaction and one commit, no BEGIN or COMMIT
-# round trips. It marks the event processed, remembers a JobFinished run, and inserts one
-# record per planned notification, the claimed ones with a lease counted from this statement
-# and their first attempt. Nothing is created for an event already processed, nor for a
-# second event of the same type for a job that already has records (it could decide another
-# kind and mail the admin twice). For JobFinished the runs row decides: only the event that
-# inserts it creates records, and a concurrent one for the same job waits on that row until
-# the first commits, then creates nothing.
-_INSERT_DELIVERIES = """
+# round trips. It marks the event processed, remembers the outcome, and inserts one record per
+# planned notification, the claimed ones with a lease counted from this statement and their
+# first attempt. Nothing is created for an event already processed, nor for a second event of
+# the same type for a job (it could decide another kind and mail the admin twice): the
+# outcomes row, keyed by (job_id, event_type), decides. Only the event that inserts it creates
+# records, and a concurrent one for the same job waits on that row until the first commits,
+# then creates nothing. Another event type for the same job (a JobFinished arriving after its
+# job was called abandoned) is an outcome of its own, with its own records.
+_RECORD_OUTCOME = """
+WITH fresh AS (
+    INSERT INTO processed_events (event_id, event_type, job_id) VALUES ($3, $4, $1)
+    ON CONFLICT (event_id) DO NOTHING RETURNING true
+), admitted AS (
+    INSERT INTO outcomes (job_id, event_type, job_name, status, scope, daos_total, occurred_at,
+                          is_baseline, event_id)
+    SELECT $1, $4, $2, $11, $12, $13, $14, $15, $3 WHERE EXISTS (SELECT 1 FROM fresh)
+    ON CONFLICT (job_id, event_type) DO NOTHING RETURNING true
+)
 INSERT INTO deliveries (job_id, channel, kind, job_name, event_id, event_type, alert,
                         attempts, claimed_until)
 SELECT $1, r.channel, r.kind, $2, $3, $4, r.alert::jsonb, r.attempts,
@@ -101,22 +131,23 @@ ON CONFLICT (job_id, channel, kind) DO NOTHING
 RETURNING channel, kind
 """
 
-_MARK_PROCESSED = """
-INSERT INTO processed_events (event_id, event_type, job_id) VALUES ($3, $4, $1)
-ON CONFLICT (event_id) DO NOTHING RETURNING true
-"""
 
-_RECORD_FINISHED = f"""
-WITH fresh AS ({_MARK_PROCESSED}), admitted AS (
-    INSERT INTO runs (job_id, job_name, status, daos_total, finished_at, event_id)
-    SELECT $1, $2, $11, $12, $13, $3 WHERE EXISTS (SELECT 1 FROM fresh)
-    ON CONFLICT (job_id) DO NOTHING RETURNING true
-)
-{_INSERT_DELIVERIES}"""
+async def read_history(conn: Connection, event: OutcomeEvent) -> History:
+    """Return what the decisions about ``event`` look back on: empty but for a JobFinished.
 
-_RECORD_OTHER = f"""
-WITH admitted AS ({_MARK_PROCESSED})
-{_INSERT_DELIVERIES}"""
+    The same for a redelivered event (both lookups are "before it, other than its job").
+    """
+    if not isinstance(event, JobFinished):
+        return History()
+    # Read before the write, outside it: the same answer a transaction would give under
+    # READ COMMITTED, and the outcome this event adds is not "previous" anyway.
+    row = await conn.fetchrow(_HISTORY, event.job_name, event.job_id, event.occurred_at)
+    previous = baseline = None
+    if row is not None and row["status"] is not None:
+        previous = PreviousOutcome(row["status"], row["occurred_at"])
+    if row is not None and row["daos_total"] is not None:
+        baseline = Baseline(row["daos_total"], row["baseline_at"])
+    return History(previous, baseline)
 
 
 async def record_outcome(
@@ -130,16 +161,10 @@ async def record_outcome(
     already has records, creates nothing (``created == 0``). Raises asyncpg or OS errors; the
     caller then hands nothing over (if the commit did go through, the resume sends them).
     """
-    previous: PreviousRun | None = None
-    if isinstance(event, JobFinished):
-        # Read before the write, outside it: the same answer a transaction would give under
-        # READ COMMITTED, and the run this event adds is not "previous" anyway.
-        row = await conn.fetchrow(_PREVIOUS_RUN, event.job_name, event.job_id, event.occurred_at)
-        if row is not None:
-            previous = PreviousRun(row["status"], row["daos_total"], row["finished_at"])
+    history = await read_history(conn, event)
     plan = plan_notifications(
         event,
-        previous,
+        history,
         revalidation_configured=planning.revalidation_configured,
         admin_base_url=planning.admin_base_url,
     )
@@ -160,11 +185,9 @@ async def record_outcome(
         attempts,
         first,
     ]
-    if isinstance(event, JobFinished):
-        finished = [event.payload.status, event.payload.daos_total, event.occurred_at]
-        rows = await conn.fetch(_RECORD_FINISHED, *arguments, *finished)
-    else:
-        rows = await conn.fetch(_RECORD_OTHER, *arguments)
+    outcome = remembered(event)
+    kept = [outcome.status, outcome.scope, outcome.daos_total, outcome.occurred_at]
+    rows = await conn.fetch(_RECORD_OUTCOME, *arguments, *kept, outcome.is_baseline)
     inserted = {(r["channel"], r["kind"]) for r in rows}
     claimed = [
         Delivery(

@@ -95,7 +95,7 @@ def _summary(alert: Alert) -> str:
     if alert.status == "completed" and failed * 5 > total:
         lines.append("More than 20% of the DAOs failed: their scores were not updated.")
     if alert.recovered:
-        lines.insert(0, "The previous run failed; this one completed.")
+        lines.insert(0, f"{alert.setback[0].upper()}{alert.setback[1:]}; this one completed.")
     return "\n".join(lines)
 
 
