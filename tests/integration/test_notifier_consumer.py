@@ -23,9 +23,9 @@ from contracts import (
     JobFinished,
     JobMissed,
     JobMissedPayload,
-    NotificationFailed,
     NotificationSent,
     NotificationSentPayload,
+    NotificationSkipped,
     Topology,
     encode_event,
     event_body,
@@ -135,7 +135,7 @@ async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes
     ]
 
 
-async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_goes_on(
+async def test_without_resend_key_or_slack_url_alerts_end_skipped_with_the_reason_not_failed(
     database_url: str,
     amqp_url: str,
     schema: str,
@@ -152,33 +152,43 @@ async def test_without_resend_key_or_slack_url_alerts_are_skipped_and_consuming_
         payload=JobMissedPayload(scheduled_for=utc_now(), grace_s=3600),
     )
     with caplog.at_level("INFO"):
-        async with running_notifier(settings) as notifier:
+        async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
             channel = await amqp.channel()
             await publish(channel, topology, first)
             await settled(database_url, schema, 2)
             await publish(channel, topology, later)
             records = await settled(database_url, schema, 4)
             assert await notifier.consumer.attachment.problem() is None
+            # One outcome event per record: had any record failed, its event would be here.
             events = [parse_event(m.body) for m in await collect(tap, 4)]
+            async with http.get(f"http://127.0.0.1:{notifier.port}/metrics") as response:
+                metrics = await response.text()
 
-    assert {(r["job_id"], r["channel"], r["state"], r["attempts"]) for r in records} == {
-        (first.job_id, "email", "skipped", 0),
-        (first.job_id, "slack", "skipped", 0),
-        (later.job_id, "email", "skipped", 0),
-        (later.job_id, "slack", "skipped", 0),
+    assert {
+        (r["job_id"], r["channel"], r["state"], r["attempts"], r["last_error"], r["reason"])
+        for r in records
+    } == {
+        (first.job_id, "email", "skipped", 0, None, "RESEND_API_KEY is not set"),
+        (first.job_id, "slack", "skipped", 0, None, "SLACK_WEBHOOK_URL is not set"),
+        (later.job_id, "email", "skipped", 0, None, "RESEND_API_KEY is not set"),
+        (later.job_id, "slack", "skipped", 0, None, "SLACK_WEBHOOK_URL is not set"),
     }
-    email = next(r for r in records if r["channel"] == "email")
-    assert email["last_error"] == "skipped: RESEND_API_KEY is not set"
-    # The admin still learns that no alert went out: a NotificationFailed per record.
-    failed = [e for e in events if isinstance(e, NotificationFailed)]
-    assert len(failed) == 4
-    assert {e.payload.error for e in failed} == {
-        "skipped: RESEND_API_KEY is not set",
-        "skipped: SLACK_WEBHOOK_URL is not set",
+    # The admin still learns that no alert went out, and why: a NotificationSkipped per
+    # record, and no NotificationFailed (nothing was tried, nothing failed).
+    skipped = [e for e in events if isinstance(e, NotificationSkipped)]
+    assert len(skipped) == 4, events
+    assert {(e.job_id, e.payload.channel, e.payload.kind, e.payload.reason) for e in skipped} == {
+        (first.job_id, "email", "failure", "RESEND_API_KEY is not set"),
+        (first.job_id, "slack", "failure", "SLACK_WEBHOOK_URL is not set"),
+        (later.job_id, "email", "missed", "RESEND_API_KEY is not set"),
+        (later.job_id, "slack", "missed", "SLACK_WEBHOOK_URL is not set"),
     }
+    assert 'notifier_notifications_total{channel="email",kind="missed",state="skipped"}' in metrics
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert sum("RESEND_API_KEY is not set" in w for w in warnings) == 1
     assert sum("SLACK_WEBHOOK_URL is not set" in w for w in warnings) == 1
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert sum("alert skipped" in line for line in infos) == 4
 
 
 async def test_health_readiness_and_metrics_describe_the_running_notifier(

@@ -4,7 +4,8 @@ Every function takes the connection or pool it runs on. Records are created, and
 their first attempt, by :mod:`notifier.intake` in the consumer's transaction. A
 delivery record is keyed by ``(job_id, channel, kind)`` and goes pending → sent, failed or
 skipped exactly once: :func:`finish` only moves a pending record, and writes the
-NotificationSent or NotificationFailed event into the outbox in the same transaction.
+NotificationSent, NotificationFailed or NotificationSkipped event into the outbox in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from contracts.events import (
     NotificationKind,
     NotificationSent,
     NotificationSentPayload,
+    NotificationSkipped,
+    NotificationSkippedPayload,
     routing_key,
     truncate_error,
 )
@@ -142,12 +145,16 @@ async def finish(
     """Move a pending record to its final state and enqueue the event saying so.
 
     Returns False (and writes nothing) if the record was no longer pending. ``sent``
-    publishes NotificationSent; ``failed`` and ``skipped`` publish NotificationFailed.
+    publishes NotificationSent; ``failed`` publishes NotificationFailed with ``error``;
+    ``skipped`` publishes NotificationSkipped, ``error`` being the reason (kept in the
+    record's ``reason``, its ``last_error`` left empty: nothing was tried, nothing failed).
     """
+    reason = error if state == "skipped" else None
+    last_error = None if state == "skipped" else error
     async with pool.acquire() as conn, conn.transaction():
         updated = await conn.fetchval(
             "UPDATE deliveries SET state = $4, attempts = $5, last_error = $6, provider_id = $7,"
-            " claimed_until = NULL, finished_at = now(), updated_at = now()"
+            " reason = $8, claimed_until = NULL, finished_at = now(), updated_at = now()"
             " WHERE job_id = $1 AND channel = $2 AND kind = $3 AND state = 'pending'"
             " RETURNING true",
             delivery.job_id,
@@ -155,36 +162,54 @@ async def finish(
             delivery.kind,
             state,
             attempts,
-            error,
+            last_error,
             provider_id,
+            reason,
         )
         if not updated:
             return False
-        event: NotificationSent | NotificationFailed
-        if state == "sent":
-            event = NotificationSent(
-                job_id=delivery.job_id,
-                job_name=delivery.job_name,
-                payload=NotificationSentPayload(
-                    channel=delivery.channel,
-                    kind=delivery.kind,
-                    attempts=attempts,
-                    provider_id=provider_id,
-                ),
-            )
-        else:
-            event = NotificationFailed(
-                job_id=delivery.job_id,
-                job_name=delivery.job_name,
-                payload=NotificationFailedPayload(
-                    channel=delivery.channel,
-                    kind=delivery.kind,
-                    attempts=attempts,
-                    error=truncate_error(error or state),
-                ),
-            )
+        event = _outcome_event(delivery, state, attempts, error, provider_id)
         await enqueue(conn, exchange, routing_key(event), encode_event(event))
     return True
+
+
+def _outcome_event(
+    delivery: Delivery,
+    state: FinalState,
+    attempts: int,
+    error: str | None,
+    provider_id: str | None,
+) -> NotificationSent | NotificationFailed | NotificationSkipped:
+    """The event that tells the ledger how ``delivery`` ended."""
+    ids = {"job_id": delivery.job_id, "job_name": delivery.job_name}
+    if state == "sent":
+        return NotificationSent(
+            **ids,
+            payload=NotificationSentPayload(
+                channel=delivery.channel,
+                kind=delivery.kind,
+                attempts=attempts,
+                provider_id=provider_id,
+            ),
+        )
+    if state == "skipped":
+        return NotificationSkipped(
+            **ids,
+            payload=NotificationSkippedPayload(
+                channel=delivery.channel,
+                kind=delivery.kind,
+                reason=truncate_error(error or "the channel is not configured"),
+            ),
+        )
+    return NotificationFailed(
+        **ids,
+        payload=NotificationFailedPayload(
+            channel=delivery.channel,
+            kind=delivery.kind,
+            attempts=attempts,
+            error=truncate_error(error or state),
+        ),
+    )
 
 
 async def release(pool: asyncpg.Pool, keys: list[str]) -> None:

@@ -13,7 +13,7 @@ Per record: each attempt is counted before it is sent (so attempts stay bounded 
 crashes), sent with a timeout, and its outcome written at once. A retryable failure (429
 after its ``Retry-After``, 5xx, timeout, dropped connection) is tried again with exponential
 backoff until ``max_attempts``; a permanent one fails at once. A record whose channel is not
-configured becomes ``skipped`` without a request.
+configured becomes ``skipped`` without a request (NotificationSkipped, with the reason).
 """
 
 from __future__ import annotations
@@ -170,9 +170,13 @@ class Dispatcher:
         extra = {"job_id": delivery.job_id, "channel": delivery.channel, "kind": delivery.kind}
         if (reason := self._skip_reasons.get(delivery.channel)) is not None:
             log.info(
-                "%s %s alert skipped: %s", delivery.channel, delivery.kind, reason, extra=extra
+                "%s %s alert skipped (not sent, not failed): %s",
+                delivery.channel,
+                delivery.kind,
+                reason,
+                extra=extra,
             )
-            await self._finish(delivery, "skipped", delivery.attempts, f"skipped: {reason}")
+            await self._finish(delivery, "skipped", delivery.attempts, reason)
             return
         transport = self.transports[delivery.channel]
         attempts = delivery.attempts
