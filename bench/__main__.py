@@ -2,7 +2,9 @@
 
 Each stage measures its raw limit and our code in the same run. The machine and the versions
 of what was measured are written beside the table. Anything below the history marker in an
-existing ``docs/benchmarks.md`` (what was changed to reach the goals) is kept.
+existing ``docs/benchmarks.md`` (the dated history of changes) is kept. A stage that crashes
+is reported and the others still run. Exit status: 0 when every goal was met, 1 when a goal was
+missed or a stage crashed (each named on stderr), 2 for bad configuration or arguments.
 """
 
 from __future__ import annotations
@@ -16,18 +18,37 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
 import asyncpg
 
-from bench import alert_latency, big_run, history_api, ledger_ingest, outbox_relay
-from bench.common import Endpoints, Figure, StageResult
+from bench import (
+    alert_latency,
+    api_under_ingest,
+    big_run,
+    history_api,
+    hub_run,
+    ledger_ingest,
+    monitoring_cpu,
+    outbox_relay,
+)
+from bench.common import Endpoints, StageResult
+from bench.report import gate, render, write_report
+from bench.rounds import DEFAULT_ROUNDS
 from chassis.settings import SettingsError
 
-HISTORY_MARKER = "<!-- everything below is kept by python -m bench -->"
-STAGES = ("relay", "ingest", "api", "alert", "big")
+STAGES = ("relay", "ingest", "api", "api-ingest", "alert", "cpu", "hub", "big")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the plan: its command-line name and how to run it."""
+
+    name: str
+    run: Callable[[], Awaitable[StageResult]]
 
 
 def _cpu_model() -> str:
@@ -78,119 +99,25 @@ async def machine(endpoints: Endpoints) -> list[tuple[str, str]]:
     ]
 
 
-def _number(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit in {"events/s", "req/s"}:
-        return f"{value:,.0f} {unit}"
-    if unit == "s":
-        return f"{value:,.1f} s"
-    if unit == "ms":
-        return f"{value:,.1f} ms"
-    return f"{value:,.0f} {unit}"
-
-
-def _verdict(figure: Figure) -> str:
-    if figure.passed is None:
-        return "—"
-    return "pass" if figure.passed else "**FAIL**"
-
-
-def table(figures: list[Figure]) -> list[str]:
-    lines = [
-        "| stage | measure | ours | limit (same run) | ratio | goal | result |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for f in figures:
-        ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
-        ours = _number(f.ours, f.unit)
-        if f.note:
-            ours += f" ({f.note})"
-        lines.append(
-            f"| {f.stage} | {f.metric} | {ours} | {_number(f.limit, f.unit)} | {ratio}"
-            f" | {f.goal_text} | {_verdict(f)} |"
-        )
-    return lines
-
-
-def render(
-    results: list[StageResult], host: list[tuple[str, str]], argv: list[str], seconds: float
-) -> str:
-    figures = [f for r in results for f in r.figures]
-    failed = [
-        f"| {r.stage} | {r.details[-1]} | — | — | — | — | **FAILED** |"
-        for r in results
-        if not r.figures and r.details
-    ]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Last run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench {' '.join(argv)}`,"
-        f" {seconds / 60:.1f} min. Written by `python -m bench` (`make bench`); every limit was"
-        " measured in the same run as our figure, on the same broker and database, so the"
-        " ratio is what to read on a shared, noisy machine.",
-        "",
-        *table(figures),
-        *failed,
-        "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in host),
-        "",
-        "## Details",
-        "",
-        *(f"- {line}" for r in results for line in r.details),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _kept_history(path: Path) -> str:
-    if not path.exists():
-        return ""
-    text = path.read_text()
-    at = text.find(HISTORY_MARKER)
-    return text[at:] if at >= 0 else ""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=STAGES, help="run only these stages")
-    parser.add_argument(
-        "--events",
-        type=int,
-        default=outbox_relay.DEFAULT_EVENTS,
-        help="outbox relay and ledger ingest size (100,000)",
-    )
-    parser.add_argument(
-        "--backlog-events",
-        type=int,
-        default=ledger_ingest.DEFAULT_BACKLOG,
-        help="backlog catch-up size (1,000,000; 0 skips it)",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=history_api.DEFAULT_JOBS,
-        help="jobs in job_logs for the history API (100,000)",
-    )
-    parser.add_argument(
-        "--api-seconds",
-        type=int,
-        default=history_api.DEFAULT_SECONDS,
-        help="wrk duration per server (10)",
-    )
-    parser.add_argument(
-        "--alerts",
-        type=int,
-        default=alert_latency.DEFAULT_JOBS,
-        help="JobFinished events for the alert latency (200)",
-    )
-    parser.add_argument(
-        "--daos", type=int, default=big_run.DEFAULT_DAOS, help="DAOs in the big run (20,000)"
-    )
+
+    def size(flag: str, default: int, text: str) -> None:
+        parser.add_argument(flag, type=int, default=default, help=f"{text} ({default:,})")
+
+    size("--rounds", DEFAULT_ROUNDS, "rounds per side of every interleaved stage")
+    size("--events", outbox_relay.DEFAULT_EVENTS, "outbox relay and ledger ingest size")
+    size("--backlog-events", ledger_ingest.DEFAULT_BACKLOG, "backlog catch-up size; 0 skips it")
+    size("--jobs", history_api.DEFAULT_JOBS, "jobs in job_logs for the history API")
+    size("--api-seconds", history_api.DEFAULT_SECONDS, "wrk duration per server and round")
+    size("--api-ingest-daos", api_under_ingest.DEFAULT_DAOS, "DAOs ingested under the API load")
+    size("--api-rate", api_under_ingest.DEFAULT_RATE, "req/s of the API load during ingest")
+    size("--alerts", alert_latency.DEFAULT_JOBS, "JobFinished events for the alert latency")
+    size("--cpu-daos", monitoring_cpu.DEFAULT_DAOS, "DAOs of the run whose events are costed")
+    size("--hub-daos", hub_run.DEFAULT_DAOS, "DAOs of the run against the slow hub")
+    size("--hub-latency-ms", hub_run.DEFAULT_LATENCY_MS, "the slow hub's latency per request")
+    size("--daos", big_run.DEFAULT_DAOS, "DAOs in the big run on the file source")
     parser.add_argument(
         "--output",
         type=Path,
@@ -200,27 +127,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def run_all(args: argparse.Namespace, endpoints: Endpoints) -> list[StageResult]:
-    chosen = set(args.only or STAGES)
-    plan: list[tuple[str, Callable[[], Awaitable[StageResult]]]] = [
-        ("relay", lambda: outbox_relay.run(endpoints, args.events)),
-        ("ingest", lambda: ledger_ingest.run(endpoints, args.events, args.backlog_events)),
-        ("api", lambda: history_api.run(endpoints, args.jobs, args.api_seconds)),
-        ("alert", lambda: alert_latency.run(endpoints, args.alerts)),
-        ("big", lambda: big_run.run(endpoints, args.daos)),
+def plan(args: argparse.Namespace, endpoints: Endpoints) -> list[Stage]:
+    """The stages ``args`` chose, in the order they run."""
+    rounds = args.rounds
+    stages = [
+        Stage("relay", lambda: outbox_relay.run(endpoints, args.events, rounds=rounds)),
+        Stage(
+            "ingest",
+            lambda: ledger_ingest.run(endpoints, args.events, args.backlog_events, rounds=rounds),
+        ),
+        Stage(
+            "api",
+            lambda: history_api.run(endpoints, args.jobs, args.api_seconds, rounds=rounds),
+        ),
+        Stage(
+            "api-ingest",
+            lambda: api_under_ingest.run(
+                endpoints, args.api_ingest_daos, rate=args.api_rate, rounds=rounds
+            ),
+        ),
+        Stage("alert", lambda: alert_latency.run(endpoints, args.alerts)),
+        Stage("cpu", lambda: monitoring_cpu.run(endpoints, args.cpu_daos, rounds=rounds)),
+        Stage(
+            "hub",
+            lambda: hub_run.run(endpoints, args.hub_daos, args.hub_latency_ms, rounds=rounds),
+        ),
+        Stage("big", lambda: big_run.run(endpoints, args.daos, rounds=rounds)),
     ]
+    chosen = set(args.only or STAGES)
+    return [stage for stage in stages if stage.name in chosen]
+
+
+async def run_stages(stages: list[Stage]) -> list[StageResult]:
+    """Run ``stages`` one after the other; a stage that raises is recorded as crashed (with
+    its error) and the next one still runs. Cancellation (Ctrl-C, SIGTERM) is not caught."""
     results = []
-    for name, stage in plan:
-        if name not in chosen:
-            continue
+    for stage in stages:
         began = time.monotonic()
-        print(f"[bench] {name} …", file=sys.stderr, flush=True)
+        print(f"[bench] {stage.name} …", file=sys.stderr, flush=True)
         try:
-            result = await stage()
-        except Exception as exc:  # recorded in the table; the other stages still run
-            # One stage's failure (a service restarted under it, say) is reported in the
-            # table; the other stages still run.
-            result = StageResult(name, details=[f"{name}: FAILED: {type(exc).__name__}: {exc}"])
+            result = await stage.run()
+        except Exception as exc:
+            first_line = (str(exc).splitlines() or [""])[0]
+            result = StageResult(stage.name, error=f"{type(exc).__name__}: {first_line}")
+            print(f"[bench] {stage.name} crashed: {exc!r}", file=sys.stderr, flush=True)
         for line in result.details:
             print(f"[bench] {line} ({time.monotonic() - began:.0f}s)", file=sys.stderr, flush=True)
         results.append(result)
@@ -236,14 +186,15 @@ async def _measure(
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     host = await machine(endpoints)
-    return host, await run_all(args, endpoints)
+    return host, await run_stages(plan(args, endpoints))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen stages, print and write the report; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        ledger_ingest.check_sizes(args.events, args.backlog_events)
+        ledger_ingest.check_sizes(args.events, args.backlog_events, args.rounds)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -253,19 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     began = time.monotonic()
     host, results = asyncio.run(_measure(args, endpoints))
-    text = render(
-        results, host, list(sys.argv[1:] if argv is None else argv), time.monotonic() - began
-    )
+    argv_text = list(sys.argv[1:] if argv is None else argv)
+    text = render(results, host, argv_text, time.monotonic() - began, datetime.now(UTC))
     print(text)
     if str(args.output) != "-":
-        history = _kept_history(args.output)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + ("\n" + history if history else ""))
-    failed = [f for r in results for f in r.figures if f.passed is False]
-    if failed:
-        # The table says which; the run itself succeeded, so the exit code stays 0.
-        print(f"bench: {len(failed)} figure(s) short of their goal", file=sys.stderr)
-    return 0
+        write_report(args.output, text)
+    status, reasons = gate(results)
+    for reason in reasons:
+        print(f"bench: {reason}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Stage 6, a big run: 20,000 DAOs on the ``file`` source until the ledger shows the job complete.
 
-The limit: the recalculator's own run in this process (scoring, score rows and outbox rows)
-with publishing and the ledger switched off (``bootstrap(with_broker=False)``), timed around
-``Recalculation.run``. Ours: the real ``recalculator run`` process (relaying its outbox) with
-``job-ledger serve`` already running, timed the same way from the run's start (the job's
-``started_at``, so the process's start-up counts for neither side) until the bench sees the
-ledger's ``job_logs`` row complete.
+Reported without a goal: on the file source a DAO is scored in well under a millisecond, so
+this compares CPU-bound work sharing the machine's cores, not the cost of monitoring (the
+monitoring-CPU and slow-hub stages measure that). The limit: the recalculator's own run in
+this process (scoring, score rows and outbox rows) with publishing and the ledger switched off
+(``bootstrap(with_broker=False)``), timed around ``Recalculation.run``. Ours: the real
+``recalculator run`` process (relaying its outbox) with ``job-ledger serve`` already running,
+timed the same way from the run's start (the job's ``started_at``, so the process's start-up
+counts for neither side) until the bench sees the ledger's ``job_logs`` row complete. The sides
+alternate for several rounds.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
 from chassis.database import create_pool
 from recalculator.bootstrap import bootstrap, migrate_schema
 from recalculator.config import Settings
@@ -140,81 +144,105 @@ async def wait_complete(
         await asyncio.sleep(0.1)
 
 
+async def _scoring_round(endpoints: Endpoints, data: Path, records: list[DaoRecord]) -> float:
+    async with scratch_schema(endpoints.database_url, "big_bare") as schema:
+        await prepare(endpoints, schema, data, records)
+        seconds, _ = await scoring_limit(endpoints, schema, data)
+    return seconds
+
+
+async def _monitored_round(
+    endpoints: Endpoints, data: Path, records: list[DaoRecord], logs: Path
+) -> float:
+    """One ``recalculator run`` beside ``job-ledger serve``; seconds from the job's start
+    until the ledger shows it complete."""
+    daos = len(records)
+    async with (
+        scratch_topology(endpoints.amqp_url, "big") as topology,
+        scratch_schema(endpoints.database_url, "big_recalc") as recalc_schema,
+        scratch_schema(endpoints.database_url, "big_ledger") as ledger_schema,
+    ):
+        await prepare(endpoints, recalc_schema, data, records)
+        port = free_port()
+        ledger = ServiceProcess(
+            "job-ledger-big",
+            ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            service_env(
+                endpoints,
+                topology,
+                ledger_schema=ledger_schema,
+                admin_password="bench-password",
+                session_secret="bench-session-secret",
+            ),
+            logs,
+        )
+        recalculator = ServiceProcess(
+            "recalculator-big",
+            ["recalculator", "run"],
+            service_env(
+                endpoints,
+                topology,
+                recalc_schema=recalc_schema,
+                governance_source="file",
+                governance_data=str(data),
+            ),
+            logs,
+        )
+        async with started(ledger):
+            await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
+            pool = await create_pool(endpoints.database_url, ledger_schema, max_size=1)
+            try:
+                async with started(recalculator):
+                    row = await wait_complete(pool, [ledger, recalculator], 900)
+                    # The same clock as the recalculator's started_at: this machine's.
+                    ours_s = (datetime.now(UTC) - row["started_at"]).total_seconds()
+                    code = await recalculator.wait(120)
+            finally:
+                await pool.close()
+    if code != 0 or row["daos_processed"] != daos or row["status"] != "completed":
+        raise RuntimeError(f"recalculator exited {code}; ledger row {dict(row)}")
+    return float(ours_s)
+
+
 async def run(
-    endpoints: Endpoints, daos: int = DEFAULT_DAOS, log_dir: Path | None = None
+    endpoints: Endpoints,
+    daos: int = DEFAULT_DAOS,
+    log_dir: Path | None = None,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> StageResult:
-    """Run the scoring limit, then the real recalculator beside the real ledger."""
+    """The scoring alone, then the real recalculator beside the real ledger, in turn."""
     result = StageResult(STAGE)
     with (
         tempfile.TemporaryDirectory(prefix="bench-big-") as folder,
         log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs,
     ):
         records, data = await asyncio.to_thread(write_inputs, Path(folder), daos)
-        async with scratch_schema(endpoints.database_url, "big_bare") as schema:
-            await prepare(endpoints, schema, data, records)
-            limit_s, processed = await scoring_limit(endpoints, schema, data)
-        async with (
-            scratch_topology(endpoints.amqp_url, "big") as topology,
-            scratch_schema(endpoints.database_url, "big_recalc") as recalc_schema,
-            scratch_schema(endpoints.database_url, "big_ledger") as ledger_schema,
-        ):
-            await prepare(endpoints, recalc_schema, data, records)
-            port = free_port()
-            ledger = ServiceProcess(
-                "job-ledger-big",
-                ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                service_env(
-                    endpoints,
-                    topology,
-                    ledger_schema=ledger_schema,
-                    admin_password="bench-password",
-                    session_secret="bench-session-secret",
-                ),
-                logs,
-            )
-            recalculator = ServiceProcess(
-                "recalculator-big",
-                ["recalculator", "run"],
-                service_env(
-                    endpoints,
-                    topology,
-                    recalc_schema=recalc_schema,
-                    governance_source="file",
-                    governance_data=str(data),
-                ),
-                logs,
-            )
-            async with started(ledger):
-                await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
-                pool = await create_pool(endpoints.database_url, ledger_schema, max_size=1)
-                try:
-                    async with started(recalculator):
-                        row = await wait_complete(pool, [ledger, recalculator], 900)
-                        # The same clock as the recalculator's started_at: this machine's.
-                        ours_s = (datetime.now(UTC) - row["started_at"]).total_seconds()
-                        code = await recalculator.wait(120)
-                finally:
-                    await pool.close()
-    if code != 0 or row["daos_processed"] != daos or row["status"] != "completed":
-        raise RuntimeError(f"recalculator exited {code}; ledger row {dict(row)}")
+        limits, ourses = await interleaved(
+            rounds,
+            lambda _: _scoring_round(endpoints, data, records),
+            lambda _: _monitored_round(endpoints, data, records, logs),
+        )
+    limit, ours = Spread.of(limits), Spread.of(ourses)
     result.figures.append(
         Figure(
             STAGE,
-            f"seconds, {daos:,}-DAO run on the file source until the ledger shows it complete",
+            f"seconds, {daos:,}-DAO run on the file source until the ledger shows it complete,"
+            " against the scoring alone (CPU-bound: both share this machine's cores)",
             "s",
-            ours_s,
-            limit_s,
-            1.3,
+            ours.median,
+            limit.median,
+            None,
             higher_is_better=False,
-            goal_text="≤ 1.3× the scoring time alone",
+            goal_text="(reported, no goal)",
+            note=spread_note(ours, limit, "{:.1f}"),
         )
     )
     result.details.append(
-        f"big run: scoring alone {limit_s:.1f}s ({processed:,} DAOs), with relay and ledger"
-        f" {ours_s:.1f}s ({row['events_received']:,} events folded)"
+        f"big run ({daos:,} DAOs, seconds per round): scoring alone {limit.text('{:.1f}')},"
+        f" with relay and ledger {ours.text('{:.1f}')}"
     )
     return result
 
 
 if __name__ == "__main__":
-    stage_cli(__doc__, run, daos=DEFAULT_DAOS)
+    stage_cli(__doc__, run, daos=DEFAULT_DAOS, rounds=DEFAULT_ROUNDS)

@@ -86,11 +86,14 @@ class Figure:
 
 @dataclass
 class StageResult:
-    """What one stage measured: its figures and details worth printing below the table."""
+    """What one stage measured: its figures and details worth printing below the table, or
+    the error that stopped it."""
 
     stage: str
     figures: list[Figure] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Why the stage stopped before measuring, when it did (its figures are then missing)."""
 
 
 def unique_suffix() -> str:
@@ -193,7 +196,8 @@ class WireEvent:
     occurred_at: datetime
 
     def message(self) -> aio_pika.Message:
-        """The AMQP message with the properties the README's event contract lists (as ``encode_event`` sets)."""
+        """The AMQP message with the properties the README's event contract lists (as
+        ``encode_event`` sets them)."""
         return aio_pika.Message(
             body=self.body,
             content_type="application/json",

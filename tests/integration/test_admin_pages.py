@@ -6,7 +6,6 @@ check what a browser hides: status codes, cookies, redirects and the raw HTML.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,9 +18,12 @@ from tests.support.ledger_web import (
     NOW,
     PASSWORD,
     Ledger,
+    csrf_token,
     insert_event,
     insert_job,
     insert_notification,
+    log_in,
+    page,
 )
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -32,26 +34,6 @@ async def browser() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client that keeps cookies (for 127.0.0.1 too) and does not follow redirects."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
-
-
-async def log_in(browser: aiohttp.ClientSession, ledger: Ledger) -> None:
-    async with browser.post(
-        f"{ledger.url}/admin/login",
-        data={"password": PASSWORD, "next": "/admin/jobs"},
-        allow_redirects=False,
-    ) as response:
-        assert (response.status, response.headers["Location"]) == (303, "/admin/jobs")
-
-
-async def page(browser: aiohttp.ClientSession, url: str) -> tuple[int, str]:
-    async with browser.get(url, allow_redirects=False) as response:
-        return response.status, await response.text()
-
-
-def csrf_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found, html
-    return found.group(1)
 
 
 async def test_without_a_session_every_admin_page_redirects_to_the_login_form(
@@ -112,7 +94,7 @@ async def test_a_wrong_password_is_refused_clearly_and_repeated_failures_are_slo
 
 
 async def test_a_forged_cookie_is_refused(ledger: Ledger, browser: aiohttp.ClientSession) -> None:
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     [genuine] = [c for c in browser.cookie_jar if c.key == "ledger_session"]
     payload, _, signature = genuine.value.rpartition(".")
     forgeries = [
@@ -134,7 +116,7 @@ async def test_a_forged_cookie_is_refused(ledger: Ledger, browser: aiohttp.Clien
 
 
 async def test_an_expired_cookie_is_refused(ledger: Ledger, browser: aiohttp.ClientSession) -> None:
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     ledger.clock.now = NOW + timedelta(hours=11)
     assert (await page(browser, f"{ledger.url}/admin/jobs"))[0] == 200
     ledger.clock.now = NOW + timedelta(hours=12, minutes=1)
@@ -148,7 +130,7 @@ async def test_a_post_without_the_csrf_token_is_refused(
     job = await insert_job(
         ledger.pool, started_at=NOW, status="failed", failures=[("d1", "Uni", "boom")]
     )
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     _, html = await page(browser, f"{ledger.url}/admin/jobs/{job}")
     token = csrf_token(html)
     other_sessions_token = "0" * len(token)
@@ -162,7 +144,7 @@ async def test_a_post_without_the_csrf_token_is_refused(
     assert ledger.published == []
 
 
-async def test_retry_from_the_page_publishes_and_shows_the_request_id_after_a_redirect(
+async def test_retry_from_the_page_publishes_and_shows_the_pending_request_after_a_redirect(
     ledger: Ledger, browser: aiohttp.ClientSession
 ) -> None:
     job = await insert_job(
@@ -173,21 +155,41 @@ async def test_retry_from_the_page_publishes_and_shows_the_request_id_after_a_re
         total=3,
         failures=[("d1", EVIL, "HTTP 502"), ("d2", "Aave", "HTTP 502")],
     )
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     _, html = await page(browser, f"{ledger.url}/admin/jobs/{job}")
     async with browser.post(
         f"{ledger.url}/admin/jobs/{job}/retry-failed",
         data={"csrf_token": csrf_token(html)},
         allow_redirects=False,
     ) as response:
-        assert (response.status, response.headers["Location"]) == (303, f"/admin/jobs/{job}")
-    [command] = ledger.published
+        [command] = ledger.published
+        assert (response.status, response.headers["Location"]) == (
+            303,
+            f"/admin/jobs/{job}?request={command.request_id}",
+        )
     assert (command.trigger, command.dao_ids) == ("retry", ["d1", "d2"])
-    status, html = await page(browser, f"{ledger.url}/admin/jobs/{job}")
-    assert f"Retry requested: {command.request_id} (2 DAOs)" in html
-    # The flash is shown once.
-    _, again = await page(browser, f"{ledger.url}/admin/jobs/{job}")
-    assert "Retry requested" not in again
+    status, html = await page(
+        browser, f"{ledger.url}/admin/jobs/{job}?request={command.request_id}"
+    )
+    assert status == 200
+    assert (
+        f"Retry of 2 failed DAOs requested ({command.request_id}): waiting for the worker's answer"
+        in html
+    )
+    assert '<meta http-equiv="refresh" content="2">' in html
+    # Reloading shows the request again (its outcome, once answered) and asks for nothing.
+    _, again = await page(browser, f"{ledger.url}/admin/jobs/{job}?request={command.request_id}")
+    assert 'data-state="pending"' in again and len(ledger.published) == 1
+
+
+async def test_a_malformed_request_id_on_a_page_is_a_400_page(
+    ledger: Ledger, browser: aiohttp.ClientSession
+) -> None:
+    job = await insert_job(ledger.pool, started_at=NOW)
+    await log_in(browser, ledger.url)
+    for url in (f"{ledger.url}/admin/jobs?request=x", f"{ledger.url}/admin/jobs/{job}?request=x"):
+        status, html = await page(browser, url)
+        assert status == 400 and "request must be a UUID" in html, url
 
 
 async def test_values_from_events_are_escaped_everywhere(
@@ -212,7 +214,7 @@ async def test_values_from_events_are_escaped_everywhere(
     await insert_notification(ledger.pool, job, "email", "failure", "failed", NOW, "<u>bounced</u>")
     await browser.close()
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        await log_in(session, ledger)
+        await log_in(session, ledger.url)
         for url in (f"{ledger.url}/admin/jobs/{job}", f"{ledger.url}/admin/jobs"):
             _, html = await page(session, url)
             for raw in (EVIL, "<script>alert", "<b>fatal", "<i>cron", "<svg onload", "<u>bounced"):
@@ -233,7 +235,7 @@ async def test_a_running_job_page_refreshes_itself_and_shows_progress(
         total=200,
     )
     done = await insert_job(ledger.pool, started_at=NOW - timedelta(days=1))
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     _, html = await page(browser, f"{ledger.url}/admin/jobs/{running}")
     assert '<meta http-equiv="refresh" content="5">' in html
     assert "50 of 200 DAOs done (25.0%)" in html and "0.5 DAOs/s" in html and "ETA 5m" in html
@@ -244,7 +246,7 @@ async def test_a_running_job_page_refreshes_itself_and_shows_progress(
 async def test_an_unknown_or_malformed_job_id_is_a_page_not_a_crash(
     ledger: Ledger, browser: aiohttp.ClientSession
 ) -> None:
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     status, html = await page(browser, f"{ledger.url}/admin/jobs/{uuid.uuid4()}")
     assert status == 404 and "no job with this id" in html
     status, html = await page(browser, f"{ledger.url}/admin/jobs/not-a-uuid")
@@ -252,7 +254,7 @@ async def test_an_unknown_or_malformed_job_id_is_a_page_not_a_crash(
 
 
 async def test_logging_out_ends_the_session(ledger: Ledger, browser: aiohttp.ClientSession) -> None:
-    await log_in(browser, ledger)
+    await log_in(browser, ledger.url)
     _, html = await page(browser, f"{ledger.url}/admin/jobs")
     async with browser.post(
         f"{ledger.url}/admin/logout", data={"csrf_token": csrf_token(html)}, allow_redirects=False

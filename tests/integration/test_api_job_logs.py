@@ -233,6 +233,7 @@ async def test_jobs_come_newest_first_with_the_storys_fields_exactly(
                 "attempts": 1,
                 "providerId": "re_123",
                 "error": None,
+                "reason": None,
                 "occurredAt": "2025-12-22T12:00:00.000Z",
             },
             {
@@ -242,6 +243,7 @@ async def test_jobs_come_newest_first_with_the_storys_fields_exactly(
                 "attempts": 5,
                 "providerId": None,
                 "error": "HTTP 500",
+                "reason": None,
                 "occurredAt": "2025-12-22T12:00:00.000Z",
             },
         ],

@@ -6,7 +6,6 @@ own topology, publishing to the commands queue by name, as the ledger's bootstra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -16,7 +15,8 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
-from contracts import RunRequested, Topology, encode_command, parse_command
+from contracts import RunRequested, Topology, encode_command
+from tests.support.ledger import take_commands
 from tests.support.ledger_web import (
     AUTH,
     NOW,
@@ -48,37 +48,12 @@ async def ledger(
         await channel.close()
 
 
-async def commands(
-    amqp: AbstractRobustConnection, topology: Topology, count: int, within_s: float = 10.0
-) -> list[RunRequested]:
-    """Consume what is on the commands queue for up to ``within_s``, stopping at ``count``.
-
-    A consumer, not basic.get: the commands queue is a single-active-consumer quorum queue,
-    which does not allow basic.get.
-    """
-    channel = await amqp.channel()
-    queue = await channel.get_queue(topology.commands_queue)
-    got: list[RunRequested] = []
-    try:
-        async with asyncio.timeout(within_s), queue.iterator() as messages:
-            async for message in messages:
-                await message.ack()
-                got.append(parse_command(message.body))
-                if len(got) >= count:
-                    break
-    except TimeoutError:
-        pass
-    finally:
-        await channel.close()
-    return got
-
-
 async def test_run_publishes_a_manual_run_of_every_dao_and_answers_202(
     ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
 ) -> None:
     status, body = await post_json(http, f"{ledger.url}/api/admin/jobs/run")
     assert status == 202
-    [command] = await commands(amqp, topology, 1)
+    [command] = await take_commands(amqp, topology, 1)
     assert body == {
         "data": {
             "requestId": str(command.request_id),
@@ -102,7 +77,7 @@ async def test_run_takes_an_optional_job_name_and_dao_subset(
         http, f"{ledger.url}/api/admin/jobs/run", {"jobName": "backfill", "daoIds": ["a", "b"]}
     )
     assert status == 202
-    [command] = await commands(amqp, topology, 1)
+    [command] = await take_commands(amqp, topology, 1)
     assert (str(command.request_id), command.job_name, command.dao_ids) == (
         body["data"]["requestId"],
         "backfill",
@@ -136,7 +111,7 @@ async def test_run_refuses_a_malformed_body_with_a_400_and_publishes_nothing(
     ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "BAD_REQUEST"
-    assert await commands(amqp, topology, 1, within_s=0.3) == []
+    assert await take_commands(amqp, topology, 1, within_s=0.3) == []
 
 
 async def test_retry_failed_publishes_that_jobs_failed_daos_with_trigger_retry(
@@ -153,7 +128,7 @@ async def test_retry_failed_publishes_that_jobs_failed_daos_with_trigger_retry(
     )
     status, body = await post_json(http, f"{ledger.url}/api/admin/job-logs/{job}/retry-failed")
     assert status == 202
-    [command] = await commands(amqp, topology, 1)
+    [command] = await take_commands(amqp, topology, 1)
     assert (str(command.request_id), command.trigger, command.dao_ids) == (
         body["data"]["requestId"],
         "retry",
@@ -177,7 +152,7 @@ async def test_retry_is_refused_with_409_when_nothing_failed_or_the_job_still_ru
         409,
         error(409, "CONFLICT", "The job is still running; retry its failed DAOs once it finished"),
     )
-    assert await commands(amqp, topology, 1, within_s=0.3) == []
+    assert await take_commands(amqp, topology, 1, within_s=0.3) == []
 
 
 async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
@@ -203,3 +178,5 @@ async def test_a_run_the_broker_does_not_take_is_a_503_not_a_202(
         503,
         error(503, "UNAVAILABLE", "Could not hand the run request to the broker; try again"),
     )
+    # Nothing was sent, so nothing waits for an answer.
+    assert await pool.fetchval("SELECT count(*) FROM run_requests") == 0

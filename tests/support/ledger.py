@@ -18,7 +18,8 @@ from aio_pika.abc import AbstractRobustConnection
 from chassis.broker import publisher_channel
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
-from contracts.codec import encode_event
+from contracts.codec import encode_event, parse_command
+from contracts.commands import RunRequested
 from contracts.events import (
     DaoFailed,
     DaoFailedPayload,
@@ -129,3 +130,29 @@ async def consuming(
     finally:
         await consumer.stop()
         await asyncio.wait_for(task, 30)
+
+
+async def take_commands(
+    amqp: AbstractRobustConnection, topology: Topology, count: int, within_s: float = 10.0
+) -> list[RunRequested]:
+    """Consume (and ack) what is on the commands queue for up to ``within_s``, stopping at
+    ``count``; return what came.
+
+    A consumer, not basic.get: the commands queue is a single-active-consumer quorum queue,
+    which does not allow basic.get.
+    """
+    channel = await amqp.channel()
+    queue = await channel.get_queue(topology.commands_queue)
+    got: list[RunRequested] = []
+    try:
+        async with asyncio.timeout(within_s), queue.iterator() as messages:
+            async for message in messages:
+                await message.ack()
+                got.append(parse_command(message.body))
+                if len(got) >= count:
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        await channel.close()
+    return got

@@ -7,6 +7,7 @@ uvicorn on 127.0.0.1 and read with aiohttp; rows go into the test's own schema w
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -69,8 +70,9 @@ async def served_ledger(
     request_run: Callable[[RunRequested], Awaitable[None]] | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     clock: Clock | None = None,
+    job_name: str = "weekly-gvs-recalculation",
 ) -> AsyncIterator[Ledger]:
-    """Serve the ledger's app on a free loopback port for the block."""
+    """Serve the ledger's app (configured for ``job_name``) on a free loopback port."""
     clock = clock or Clock()
     published: list[RunRequested] = []
     ledger = Ledger(url="", pool=pool, published=published, clock=clock)
@@ -87,6 +89,7 @@ async def served_ledger(
         readiness=readiness or {},
         session_secret=SESSION_SECRET,
         admin_base_url="http://127.0.0.1",
+        job_name=job_name,
         clock=clock,
     )
     async with serve_http(app, "127.0.0.1", 0) as server:
@@ -216,3 +219,39 @@ async def post_json(
 
 def error(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "code": code, "statusCode": status}}
+
+
+async def log_in(browser: aiohttp.ClientSession, url: str, password: str = PASSWORD) -> None:
+    """Log ``browser`` (a session that keeps cookies) in to the admin pages served at ``url``."""
+    async with browser.post(
+        f"{url}/admin/login",
+        data={"password": password, "next": "/admin/jobs"},
+        allow_redirects=False,
+    ) as response:
+        assert (response.status, response.headers["Location"]) == (303, "/admin/jobs")
+
+
+async def page(browser: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    """GET a page without following redirects; return its status and HTML."""
+    async with browser.get(url, allow_redirects=False) as response:
+        return response.status, await response.text()
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token the page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def press(
+    browser: aiohttp.ClientSession, url: str, action: str, fields: Mapping[str, str] | None = None
+) -> str:
+    """Submit the form posting to ``action`` on the page at ``url`` (with its CSRF token) as a
+    browser would; return where the answer redirects (the post-redirect-get target)."""
+    _, html = await page(browser, url)
+    data = {"csrf_token": csrf_token(html), **(fields or {})}
+    origin = url.split("/admin", 1)[0]
+    async with browser.post(f"{origin}{action}", data=data, allow_redirects=False) as response:
+        assert response.status == 303, await response.text()
+        return response.headers["Location"]

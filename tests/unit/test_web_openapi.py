@@ -25,6 +25,7 @@ def served_operations() -> set[tuple[str, str]]:
         readiness={},
         session_secret="secret",
         admin_base_url="http://localhost:8080",
+        job_name="weekly-gvs-recalculation",
     )
     found: set[tuple[str, str]] = set()
     for route in app.routes:

@@ -146,6 +146,7 @@ def _web_app(ledger: Ledger, admin_password: str, session_secret: str) -> Starle
         readiness=ledger.readiness,
         session_secret=session_secret,
         admin_base_url=ledger.settings.admin_base_url,
+        job_name=ledger.settings.job_name,
         clock=ledger.clock,
     )
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from job_ledger import run_requests
 from job_ledger.web import commands, queries
 from job_ledger.web.context import WebContext
 from job_ledger.web.errors import ApiError, JsonResponse
@@ -28,6 +29,7 @@ from job_ledger.web.serialize import (
     failure_group_json,
     job_log_json,
     run_request_json,
+    run_request_outcome_json,
     stats_json,
 )
 
@@ -102,6 +104,14 @@ def api_routes(ctx: WebContext) -> list[Route]:
         command = await commands.request_retry(ctx, parse_uuid(request.path_params["id"]))
         return JsonResponse({"data": run_request_json(command)}, status_code=202)
 
+    async def run_request_outcome(request: Request) -> Response:
+        request_id = parse_uuid(request.path_params["requestId"], "requestId")
+        async with ctx.pool.acquire() as conn:
+            found = await run_requests.run_request(conn, request_id)
+        if found is None:
+            raise ApiError(404, "No run request with this id")
+        return JsonResponse({"data": run_request_outcome_json(found)})
+
     return [
         Route("/admin/job-logs", list_job_logs, methods=["GET"]),
         Route("/admin/job-logs/{id}/events", list_events, methods=["GET"]),
@@ -109,6 +119,7 @@ def api_routes(ctx: WebContext) -> list[Route]:
         Route("/admin/job-logs/{id}/retry-failed", retry_failed, methods=["POST"]),
         Route("/admin/job-stats", stats, methods=["GET"]),
         Route("/admin/jobs/run", run, methods=["POST"]),
+        Route("/admin/run-requests/{requestId}", run_request_outcome, methods=["GET"]),
     ]
 
 
@@ -121,13 +132,14 @@ async def _small_body(request: Request) -> bytes:
     return body
 
 
-def _run_body(body: bytes) -> tuple[str, list[str] | None]:
+def _run_body(body: bytes) -> tuple[str | None, list[str] | None]:
     """Return ``(jobName, daoIds)`` of an optional ``{"jobName"?, "daoIds"?}`` JSON body.
 
-    Raises ``ApiError(400)`` for anything else.
+    A missing jobName is None (the ledger's own ``JOB_NAME``). Raises ``ApiError(400)`` for
+    anything else.
     """
     if not body.strip():
-        return commands.DEFAULT_JOB_NAME, None
+        return None, None
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -137,9 +149,10 @@ def _run_body(body: bytes) -> tuple[str, list[str] | None]:
     unknown = set(data) - {"jobName", "daoIds"}
     if unknown:
         raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    raw_name = data.get("jobName", commands.DEFAULT_JOB_NAME)
-    job_name = parse_job_name(raw_name if isinstance(raw_name, str) else "")
-    assert job_name is not None
+    job_name = None
+    if "jobName" in data:
+        raw_name = data["jobName"]
+        job_name = parse_job_name(raw_name if isinstance(raw_name, str) else "")
     dao_ids = data.get("daoIds")
     if dao_ids is not None and not (
         isinstance(dao_ids, list)

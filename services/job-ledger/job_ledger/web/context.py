@@ -16,8 +16,10 @@ RequestRun = Callable[[RunRequested], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class WebContext:
-    """The ledger's pool (search_path already on the ledger schema), the publisher and a clock."""
+    """The ledger's pool (search_path already on the ledger schema), the publisher, a clock,
+    and the job the ledger was configured for (``JOB_NAME``: what its buttons ask to run)."""
 
     pool: asyncpg.Pool
     request_run: RequestRun
     clock: Callable[[], datetime]
+    job_name: str

@@ -85,4 +85,10 @@ def event_summary(event_type: str, payload: dict[str, Any]) -> str:
             f"{get('channel')} {get('kind')} alert failed after {get('attempts')} attempts:"
             f" {get('error')}"
         )
+    if event_type == "NotificationSkipped":
+        return f"{get('channel')} {get('kind')} alert skipped: {get('reason')}"
+    if event_type == "RunAccepted":
+        return f"run request {get('request_id')} accepted ({get('trigger')}, {get('scope')})"
+    if event_type == "RunRefused":
+        return f"run request {get('request_id')} refused: {get('reason')}"
     return ", ".join(f"{k}={v}" for k, v in payload.items())

@@ -72,13 +72,16 @@ SCHEMAS: dict[str, Schema] = {
         {
             "channel": {"type": "string", "examples": ["email", "slack"]},
             "kind": {"type": "string", "examples": ["success", "failure", "abandoned"]},
-            "state": {"type": "string", "enum": ["sent", "failed"]},
+            "state": {"type": "string", "enum": ["sent", "failed", "skipped"]},
             "attempts": _INT0,
             "providerId": _nullable({"type": "string"}),
             "error": _nullable({"type": "string"}),
+            "reason": _nullable({"type": "string"}),
             "occurredAt": _TIME,
         },
-        "One alert delivery reported by the notifier (one per channel and kind).",
+        "One alert delivery reported by the notifier (one per channel and kind): sent,"
+        " failed (with the error after its attempts) or skipped (not tried because the"
+        " channel is not configured, with the reason; error null, 0 attempts).",
     ),
     "Progress": _object(
         {
@@ -221,7 +224,27 @@ SCHEMAS: dict[str, Schema] = {
                 }
             )
         },
-        "The RunRequested the broker confirmed.",
+        "The RunRequested the broker confirmed; what became of it is at"
+        " GET /api/admin/run-requests/{requestId}.",
+    ),
+    "RunRequestOutcome": _object(
+        {
+            "data": _object(
+                {
+                    "requestId": _UUID,
+                    "jobName": {"type": "string"},
+                    "trigger": {"type": "string", "examples": ["manual", "retry", "cron"]},
+                    "state": {"type": "string", "enum": ["pending", "accepted", "refused"]},
+                    "jobId": _nullable(_UUID),
+                    "reason": _nullable({"type": "string"}),
+                    "requestedAt": _nullable(_TIME),
+                    "answeredAt": _nullable(_TIME),
+                }
+            )
+        },
+        "What became of a run request: pending until the recalculator answers, then accepted"
+        " (jobId: the job it started) or refused (reason: why nothing started). requestedAt"
+        " is null for a request the ledger did not publish itself (CLI, cron).",
     ),
 }
 
@@ -376,6 +399,27 @@ PATHS: dict[str, Schema] = {
             "responses": {
                 **_ok("RunAccepted", "The broker confirmed the RunRequested.", "202"),
                 "400": _error("A body that is not the RunRequest object."),
+                **_COMMON_ERRORS,
+            },
+        }
+    },
+    "/api/admin/run-requests/{requestId}": {
+        "get": {
+            "summary": "What became of a run request: pending, accepted or refused.",
+            "parameters": [
+                {
+                    "name": "requestId",
+                    "in": "path",
+                    "required": True,
+                    "schema": _UUID,
+                    "description": "The requestId POST returned (or the CLI printed);"
+                    " anything but a UUID is a 400.",
+                }
+            ],
+            "responses": {
+                **_ok("RunRequestOutcome", "The request and its outcome."),
+                "400": _error("A malformed requestId."),
+                "404": _error("No run request with this id (not made here, not answered yet)."),
                 **_COMMON_ERRORS,
             },
         }

@@ -2,7 +2,8 @@
 
 Every page needs a session (else a redirect to the login form); every form needs the
 session's CSRF token (else a 403 page). Forms post, then redirect to a page that shows the
-outcome (post-redirect-get), so a reload never asks for a second run.
+outcome (post-redirect-get), so a reload never asks for a second run: a run request is shown
+with what the worker answered (:mod:`job_ledger.web.request_notice`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ from job_ledger.web.guard import (
 )
 from job_ledger.web.login import login_routes
 from job_ledger.web.params import parse_job_name, parse_uuid
+from job_ledger.web.request_notice import (
+    QUERY_PARAM,
+    REFRESH_WHILE_PENDING_S,
+    RequestNotice,
+    page_with_notice,
+    request_notice,
+)
 from job_ledger.web.templating import render_error_page, render_page
 
 HISTORY_RUNS = 30
@@ -57,15 +65,16 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
         session = session_of(request, settings)
         if isinstance(session, Response):
             return session
+        now = ctx.clock()
         try:
             job_name = parse_job_name(request.query_params.get("jobName"))
+            async with ctx.pool.acquire() as conn:
+                notice = await request_notice(conn, request.query_params.get(QUERY_PARAM))
+                jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
+                runs = await queries.recent_runs(conn, job_name)
+                last_success = await queries.last_success_at(conn, job_name)
         except ApiError as exc:
             return await render_error_page(400, exc.message)
-        now = ctx.clock()
-        async with ctx.pool.acquire() as conn:
-            jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
-            runs = await queries.recent_runs(conn, job_name)
-            last_success = await queries.last_success_at(conn, job_name)
         return await page(
             request,
             session,
@@ -76,6 +85,8 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 "stats": job_stats(runs, last_success),
                 "chart": runs_chart(jobs, now),
                 "progress": {j.id: progress_of(j, now) for j in jobs},
+                "notice": notice,
+                "refresh_s": _refresh_s(False, notice),
             },
         )
 
@@ -85,13 +96,14 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             return session
         try:
             job_id = parse_uuid(request.path_params["id"])
+            async with ctx.pool.acquire() as conn:
+                notice = await request_notice(conn, request.query_params.get(QUERY_PARAM))
+                job = await queries.job_log(conn, job_id)
+                if job is None:
+                    return await render_error_page(404, "The ledger has no job with this id (yet).")
+                events, total = await queries.job_events(conn, job_id, TIMELINE_EVENTS, 0)
         except ApiError as exc:
             return await render_error_page(400, exc.message)
-        async with ctx.pool.acquire() as conn:
-            job = await queries.job_log(conn, job_id)
-            if job is None:
-                return await render_error_page(404, "The ledger has no job with this id (yet).")
-            events, total = await queries.job_events(conn, job_id, TIMELINE_EVENTS, 0)
         progress = progress_of(job, ctx.clock())
         return await page(
             request,
@@ -100,7 +112,8 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             {
                 "job": job,
                 "progress": progress,
-                "refresh_s": REFRESH_WHILE_RUNNING_S if job.status == "running" else None,
+                "refresh_s": _refresh_s(job.status == "running", notice),
+                "notice": notice,
                 "groups": queries.group_failures(job.errors),
                 "events": [(e, event_summary(e.event_type, e.payload)) for e in events],
                 "events_total": total,
@@ -117,7 +130,7 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             command = await commands.request_new_run(ctx)
         except ApiError as exc:
             return redirect_with_flash(target, exc.message, "error", settings)
-        return redirect_with_flash(target, f"Run requested: {command.request_id}", "ok", settings)
+        return RedirectResponse(page_with_notice(target, command.request_id), status_code=303)
 
     async def retry_failed(request: Request) -> Response:
         form = await signed_form(request, settings)
@@ -134,12 +147,7 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             if exc.status == 404:
                 return await render_error_page(404, exc.message)
             return redirect_with_flash(target, exc.message, "error", settings)
-        return redirect_with_flash(
-            target,
-            f"Retry requested: {command.request_id} ({len(command.dao_ids or [])} DAOs)",
-            "ok",
-            settings,
-        )
+        return RedirectResponse(page_with_notice(target, command.request_id), status_code=303)
 
     return [
         *login_routes(settings),
@@ -149,3 +157,11 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
         Route("/admin/jobs/{id}", detail, methods=["GET"]),
         Route("/admin/jobs/{id}/retry-failed", retry_failed, methods=["POST"]),
     ]
+
+
+def _refresh_s(running: bool, notice: RequestNotice | None) -> int | None:
+    """How often a page reloads itself: while a job runs, and faster while a run request
+    waits for the worker's answer; None when nothing is expected to change."""
+    if notice is not None and notice.state == "pending":
+        return REFRESH_WHILE_PENDING_S
+    return REFRESH_WHILE_RUNNING_S if running else None

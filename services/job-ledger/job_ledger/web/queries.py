@@ -38,6 +38,8 @@ class Notification:
     provider_id: str | None
     error: str | None
     occurred_at: datetime
+    reason: str | None
+    """Why a ``skipped`` delivery was not tried (its channel is not configured)."""
 
 
 @dataclass(slots=True)
@@ -155,7 +157,7 @@ def _job_log(record: Any, notifications: tuple[Notification, ...]) -> JobLog:
 
 async def _notifications(conn: Connection, job_ids: list[UUID]) -> dict[UUID, list[Notification]]:
     rows = await conn.fetch(
-        "SELECT job_id, channel, kind, state, attempts, provider_id, error, occurred_at"
+        "SELECT job_id, channel, kind, state, attempts, provider_id, error, occurred_at, reason"
         " FROM job_notifications WHERE job_id = ANY($1::uuid[])"
         " ORDER BY occurred_at, channel, kind",
         job_ids,
@@ -171,6 +173,7 @@ async def _notifications(conn: Connection, job_ids: list[UUID]) -> dict[UUID, li
                 provider_id=r["provider_id"],
                 error=r["error"],
                 occurred_at=r["occurred_at"],
+                reason=r["reason"],
             )
         )
     return found

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from contracts import RunRequested
+from job_ledger.run_requests import RunRequest
 from job_ledger.web.figures import JobStats, Progress
 from job_ledger.web.queries import FailureGroup, JobLog, Notification, StoredEvent
 
@@ -45,6 +46,7 @@ def notification_json(n: Notification) -> Json:
         "attempts": n.attempts,
         "providerId": n.provider_id,
         "error": n.error,
+        "reason": n.reason,
         "occurredAt": _utc_text(n.occurred_at),
     }
 
@@ -136,4 +138,18 @@ def run_request_json(command: RunRequested) -> Json:
         "trigger": command.trigger,
         "daoIds": command.dao_ids,
         "requestedAt": timestamp(command.requested_at),
+    }
+
+
+def run_request_outcome_json(r: RunRequest) -> Json:
+    """What became of a run request: pending, accepted (with the job it started) or refused."""
+    return {
+        "requestId": str(r.request_id),
+        "jobName": r.job_name,
+        "trigger": r.trigger,
+        "state": r.state,
+        "jobId": None if r.job_id is None else str(r.job_id),
+        "reason": r.reason,
+        "requestedAt": timestamp(r.requested_at),
+        "answeredAt": timestamp(r.answered_at),
     }

@@ -1,0 +1,278 @@
+"""Stage 7, the CPU cost of monitoring: CPU per event over every process a run's events cross.
+
+The events are a real run's: a 20,000-DAO run on the file source, scored with no broker
+(``bootstrap(with_broker=False)``), leaves its 20,002 events in its outbox (setup, not
+measured). Each side then carries those events from an outbox or memory to committed rows:
+
+- ours: the services' relay loop (``OutboxRelay.run`` in a process of its own), RabbitMQ and
+  ``job-ledger serve`` (parse, validate, store, fold);
+- the limit, the bare pipeline: the same events published pipelined from memory
+  (``bench.common.publish_pipelined``), consumed and inserted in batches by the ingest
+  limit's consumer (``bench.ledger_ingest.bare_ingest``), each in a process of its own.
+
+For each side the CPU seconds (user + system from ``/proc``) of its two processes, the
+broker's Erlang VM and the whole Postgres process tree are summed from the moment the
+publishing side is told to start (its start-up is outside) until the last event is stored
+(and, for ours, folded into a complete ``job_logs`` row). The sides alternate for several
+rounds; the figure is CPU milliseconds per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from bench.big_run import prepare, scoring_limit, write_inputs
+from bench.common import (
+    Endpoints,
+    Figure,
+    ServiceProcess,
+    StageResult,
+    free_port,
+    log_directory,
+    purge,
+    scratch_schema,
+    scratch_topology,
+    service_env,
+    stage_cli,
+    started,
+    wait_until_http_ok,
+)
+from bench.cpu import CpuMeter, broker_pids, postmaster_pid, with_descendants
+from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from chassis.broker import connect
+from chassis.database import create_pool, migrate
+from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
+
+STAGE = "monitoring CPU"
+DEFAULT_DAOS = 20_000
+GOAL = 1.5
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """One side's CPU seconds per group of processes, for ``events`` events."""
+
+    seconds: dict[str, float]
+    events: int
+    wall_s: float
+
+    @property
+    def ms_per_event(self) -> float:
+        return 1000 * sum(self.seconds.values()) / self.events
+
+
+async def _measure(
+    ctx: PipelineContext,
+    groups: dict[str, Callable[[], set[int]]],
+    publisher: ServiceProcess,
+    done: Callable[[], Awaitable[bool]],
+    watched: list[ServiceProcess],
+) -> CpuSample:
+    """Start ``publisher`` (SIGUSR1) inside a CPU span that ends when ``done()`` is true."""
+    groups = {
+        **groups,
+        "broker": broker_pids,
+        "postgres": lambda: with_descendants(ctx.postmaster),
+    }
+    deadline = time.monotonic() + 600
+    async with CpuMeter(groups) as meter:
+        began = time.perf_counter()
+        assert publisher.process is not None
+        publisher.process.send_signal(signal.SIGUSR1)
+        while not await done():
+            for process in watched:
+                if not process.running:
+                    raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the events were not all stored within 600 s")
+            await asyncio.sleep(0.1)
+        wall = time.perf_counter() - began
+    return CpuSample(meter.seconds(), ctx.events, wall)
+
+
+async def bare_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
+    """The bare pipeline on the run's events, into an event store of its own."""
+    async with scratch_schema(ctx.endpoints.database_url, "cost_bare") as schema:
+        await migrate(ctx.endpoints.database_url, schema, [OUTBOX_MIGRATIONS, LEDGER_MIGRATIONS])
+        pool = await create_pool(ctx.endpoints.database_url, schema, max_size=1)
+        ready = [folder / f"bare-{index}-{n}" for n in ("consume", "publish")]
+        consumer = helper_process(
+            "cost-consume",
+            ["consume", "--schema", schema, "--queue", ctx.topology.ledger_queue]
+            + ["--total", str(ctx.events)],
+            ctx,
+            ready[0],
+        )
+        publisher = helper_process(
+            "cost-publish",
+            ["publish", "--schema", ctx.source_schema, "--exchange", ctx.topology.exchange],
+            ctx,
+            ready[1],
+        )
+        try:
+            async with started(consumer), started(publisher):
+                await wait_ready(ready[0], consumer)
+                await wait_ready(ready[1], publisher)
+
+                async def stored() -> bool:
+                    count = await pool.fetchval("SELECT count(*) FROM job_events")
+                    return bool(count >= ctx.events)
+
+                return await _measure(
+                    ctx,
+                    {"publisher": lambda: {publisher.pid}, "consumer": lambda: {consumer.pid}},
+                    publisher,
+                    stored,
+                    [consumer, publisher],
+                )
+        finally:
+            await pool.close()
+
+
+async def _fill_outbox(database_url: str, source: str, target: str, exchange: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            f'INSERT INTO "{target}".outbox (message_id, exchange, routing_key, body, properties)'
+            f' SELECT message_id, $1, routing_key, body, properties FROM "{source}".outbox'
+            " ORDER BY id",
+            exchange,
+        )
+    finally:
+        await conn.close()
+
+
+async def our_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
+    """The relay loop and ``job-ledger serve`` on the run's events."""
+    url = ctx.endpoints.database_url
+    async with (
+        scratch_schema(url, "cost_relay") as relay_schema,
+        scratch_schema(url, "cost_ledger") as ledger_schema,
+    ):
+        await migrate(url, relay_schema, [OUTBOX_MIGRATIONS])
+        await _fill_outbox(url, ctx.source_schema, relay_schema, ctx.topology.exchange)
+        port = free_port()
+        env = service_env(
+            ctx.endpoints,
+            ctx.topology,
+            ledger_schema=ledger_schema,
+            admin_password="bench-password",
+            session_secret="bench-session-secret",
+        )
+        argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        ledger = ServiceProcess("cost-ledger", argv, env, ctx.logs)
+        ready = folder / f"relay-{index}"
+        relay = helper_process("cost-relay", ["relay", "--schema", relay_schema], ctx, ready)
+        async with started(ledger), started(relay):
+            await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
+            await wait_ready(ready, relay)
+            pool = await create_pool(url, ledger_schema, max_size=1)
+            try:
+
+                async def folded() -> bool:
+                    return bool(
+                        await pool.fetchval(
+                            "SELECT count(*) FROM job_logs WHERE events_received = $1"
+                            " AND expected_events = $1",
+                            ctx.events,
+                        )
+                    )
+
+                return await _measure(
+                    ctx,
+                    {"relay": lambda: {relay.pid}, "ledger": lambda: {ledger.pid}},
+                    relay,
+                    folded,
+                    [ledger, relay],
+                )
+            finally:
+                await pool.close()
+
+
+def _breakdown(samples: list[CpuSample]) -> str:
+    median = sorted(samples, key=lambda s: s.ms_per_event)[len(samples) // 2]
+    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in median.seconds.items())
+    return f"{parts} CPU-s in {median.wall_s:.1f} s wall"
+
+
+async def run(
+    endpoints: Endpoints,
+    daos: int = DEFAULT_DAOS,
+    log_dir: Path | None = None,
+    rounds: int = DEFAULT_ROUNDS,
+) -> StageResult:
+    """Score a ``daos``-DAO run, then carry its events through both pipelines in turn."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cost-") as temp,
+        log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs,
+    ):
+        folder = Path(temp)
+        records, data = await asyncio.to_thread(write_inputs, folder, daos)
+        async with (
+            scratch_schema(endpoints.database_url, "cost_source") as source,
+            scratch_topology(endpoints.amqp_url, "cost") as topology,
+        ):
+            await prepare(endpoints, source, data, records)
+            await scoring_limit(endpoints, source, data)
+            ctx = PipelineContext(
+                endpoints,
+                topology,
+                source,
+                daos + 2,
+                logs,
+                await postmaster_pid(endpoints.database_url),
+            )
+            connection = await connect(endpoints.amqp_url, name="bench-cost")
+            try:
+
+                async def limit(index: int) -> CpuSample:
+                    sample = await bare_side(ctx, folder, index)
+                    await purge(connection, topology.ledger_queue, topology.notifier_queue)
+                    return sample
+
+                async def ours(index: int) -> CpuSample:
+                    sample = await our_side(ctx, folder, index)
+                    await purge(connection, topology.ledger_queue, topology.notifier_queue)
+                    return sample
+
+                limits, ourses = await interleaved(rounds, limit, ours)
+            finally:
+                await connection.close()
+    ours_ms = Spread.of([s.ms_per_event for s in ourses])
+    limit_ms = Spread.of([s.ms_per_event for s in limits])
+    result = StageResult(STAGE)
+    result.figures.append(
+        Figure(
+            STAGE,
+            f"CPU-ms per event, the {daos + 2:,} events of a {daos:,}-DAO run, relay + broker"
+            " + ledger + Postgres (limit: bare publish, consume, batched insert)",
+            "CPU-ms/event",
+            ours_ms.median,
+            limit_ms.median,
+            GOAL,
+            higher_is_better=False,
+            goal_text=f"≤ {GOAL}× the bare pipeline's",
+            note=spread_note(ours_ms, limit_ms, "{:.3f}"),
+        )
+    )
+    result.details.append(
+        f"monitoring CPU (CPU-ms per event per round): limit {limit_ms.text('{:.3f}')}, ours"
+        f" {ours_ms.text('{:.3f}')}; median round, limit: {_breakdown(limits)}; ours:"
+        f" {_breakdown(ourses)}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    stage_cli(__doc__, run, daos=DEFAULT_DAOS, rounds=DEFAULT_ROUNDS)
