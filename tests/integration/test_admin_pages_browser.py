@@ -168,12 +168,16 @@ async def test_the_admin_logs_in_reads_the_history_and_a_failed_job_and_retries_
     assert "HTTP 500 from hooks.slack.com" in notes
     await page.screenshot(SCREENSHOTS / "admin-job-failed.png")
 
-    # Retry: a POST with the CSRF token, a redirect, and the request id on the page.
+    # Retry: a POST with the CSRF token, a redirect, and the request waiting for its answer.
     await page.click_and_wait("#retry-failed")
     [command] = ledger.published
     assert (command.trigger, command.job_name) == ("retry", "weekly-gvs-recalculation")
     assert command.dao_ids == ["dao-evil", "dao-aave", "dao-lido", *[f"dao-{i}" for i in range(5)]]
-    assert await page.text("#flash") == f"Retry requested: {command.request_id} (8 DAOs)"
+    assert await page.text("#run-request") == (
+        f"Retry of 8 failed DAOs requested ({command.request_id}): waiting for the worker's"
+        " answer. This page refreshes itself every 2 seconds."
+    )
+    assert await page.evaluate("location.search") == f"?request={command.request_id}"
     assert await page.evaluate("location.pathname") == f"/admin/jobs/{ids['failed']}"
     await page.screenshot(SCREENSHOTS / "admin-job-retried.png")
 
