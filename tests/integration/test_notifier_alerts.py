@@ -23,7 +23,7 @@ from contracts import (
     JobMissedPayload,
     Topology,
 )
-from notifier.decisions import OutcomeEvent
+from notifier.history import OutcomeEvent
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend, Recorded
 from tests.support.fake_slack import FakeSlack

@@ -15,7 +15,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from contracts import JobAbandoned, JobAbandonedPayload, JobFinished, Topology
-from notifier.decisions import OutcomeEvent
+from notifier.history import OutcomeEvent
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack

@@ -22,16 +22,18 @@ from contracts.events import (
 )
 from notifier.decisions import (
     Alert,
-    AlertStatus,
-    Baseline,
-    History,
     Notification,
-    OutcomeEvent,
-    PreviousOutcome,
-    Setback,
     build_alert,
     decide_notifications,
     plan_notifications,
+)
+from notifier.history import (
+    AlertStatus,
+    Baseline,
+    History,
+    OutcomeEvent,
+    PreviousOutcome,
+    Setback,
     remembered,
 )
 

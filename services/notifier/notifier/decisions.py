@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -58,13 +58,8 @@ from contracts.events import (
     JobFinishedPayload,
     JobMissed,
     NotificationKind,
-    Scope,
 )
-
-AlertStatus = Literal["completed", "failed", "abandoned", "missed"]
-Setback = Literal["failed", "abandoned", "missed"]
-"""The previous outcomes a completed run recovers from."""
-OutcomeEvent = JobFinished | JobAbandoned | JobMissed
+from notifier.history import AlertStatus, History, OutcomeEvent, Setback
 
 # Both thresholds are "more than 20%", compared in integers (x * 5 > total) so that exactly
 # 20% never alerts because of a float rounding.
@@ -73,65 +68,6 @@ _THRESHOLD_DENOMINATOR = 5
 # Words of a job name shown in capitals or with their own casing ("weekly-gvs-recalculation"
 # reads "Weekly GVS Recalculation", as in the story's email).
 _WORD_CASING = {"gvs": "GVS", "dao": "DAO", "daos": "DAOs", "api": "API", "isr": "ISR"}
-
-
-@dataclass(frozen=True, slots=True)
-class Remembered:
-    """What the notifier keeps of an outcome, for the decisions about the job's later ones.
-
-    ``occurred_at`` is the event's; ``scope`` and ``daos_total`` are a finished run's (None
-    for an abandoned run or a missed slot, and ``scope`` None when the producer did not say).
-    """
-
-    status: AlertStatus
-    scope: Scope | None
-    daos_total: int | None
-    occurred_at: datetime
-
-    @property
-    def is_baseline(self) -> bool:
-        """True for a completed run of the whole registry, the only measure of a drop."""
-        return self.status == "completed" and self.scope == "all"
-
-
-def remembered(event: OutcomeEvent) -> Remembered:
-    """Return what to keep of ``event`` for later decisions (see :class:`History`)."""
-    if isinstance(event, JobAbandoned):
-        return Remembered("abandoned", None, None, event.occurred_at)
-    if isinstance(event, JobMissed):
-        return Remembered("missed", None, None, event.occurred_at)
-    payload = event.payload
-    return Remembered(payload.status, payload.scope, payload.daos_total, event.occurred_at)
-
-
-@dataclass(frozen=True, slots=True)
-class PreviousOutcome:
-    """The job name's latest outcome before this event, of another job: a finished run of any
-    scope, an abandoned run or a missed slot. ``occurred_at`` is that event's."""
-
-    status: AlertStatus
-    occurred_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """The job name's last completed run of scope ``all`` before this event, of another job.
-
-    ``finished_at`` is that JobFinished's ``occurred_at``.
-    """
-
-    daos_total: int
-    finished_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """What the decisions about an outcome look back on; the caller looks both up as "before
-    this event, other than this job" (:class:`Remembered` rows), so that a redelivered event
-    gets the same history and so the same kinds. Empty for a job name's first outcome."""
-
-    previous: PreviousOutcome | None = None
-    baseline: Baseline | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,16 +18,10 @@ from dataclasses import dataclass
 
 from chassis.database import Connection
 from contracts.events import JobFinished
-from notifier.decisions import (
-    Baseline,
-    History,
-    OutcomeEvent,
-    PreviousOutcome,
-    plan_notifications,
-    remembered,
-)
+from notifier.decisions import plan_notifications
 from notifier.deliveries import Delivery
 from notifier.dispatcher import Dispatcher
+from notifier.history import Baseline, History, OutcomeEvent, PreviousOutcome, remembered
 
 
 class Claim:

@@ -23,7 +23,7 @@ ALTER TABLE outcomes ALTER COLUMN daos_total DROP NOT NULL;
 -- What a finished run covered: 'all', 'subset', or NULL when its producer did not say.
 -- Rows from before this column are of unknown scope, so none of them is a drop baseline.
 ALTER TABLE outcomes ADD COLUMN scope text CHECK (scope IN ('all', 'subset'));
--- notifier.decisions.Remembered.is_baseline, kept at write time: the drop check reads only
+-- notifier.history.Remembered.is_baseline, kept at write time: the drop check reads only
 -- such rows.
 ALTER TABLE outcomes ADD COLUMN is_baseline boolean NOT NULL DEFAULT false;
 CREATE INDEX outcomes_baseline_idx ON outcomes (job_name, occurred_at DESC) WHERE is_baseline;
