@@ -46,8 +46,9 @@ pytest: install services
 chaos: install services
 	$(BIN)/python -m tests.chaos --scale full --write-doc docs/reliability.md
 
-# The benchmarks (~10 min on a quiet 2-core machine); not part of `make test` (a smoke
-# version of them is). Each stage also runs alone: python -m bench --only relay ingest …
+# The benchmarks (~50 min on a quiet 2-core machine); not part of `make test` (a smoke
+# version of them is). Exits 1 when a goal is missed or a stage crashes. Each stage also
+# runs alone: python -m bench --only relay ingest …
 bench: install services tools
 	$(BIN)/python -m bench
 

@@ -87,7 +87,7 @@ class Load:
             raise RuntimeError(f"the load exited {code}:\n{self.process.log_tail()}")
         data = orjson.loads(await asyncio.to_thread(self.out.read_bytes))
         if data["errors"]:
-            raise RuntimeError(f"{data['errors']} requests failed during the load")
+            raise RuntimeError(f"requests failed during the load {self.out.stem}: {data['errors']}")
         return [float(v) for v in data["latencies_ms"]]
 
 

@@ -3,11 +3,12 @@
 ``python -m bench.constant_rate --url URL --rate R --seconds S --token T --out FILE`` sends
 ``GET URL`` at ``R`` requests per second for at most ``S`` seconds (``R × S`` requests at
 most), each at its scheduled moment whether or not the earlier ones were answered, and writes
-one latency per request to ``FILE`` (JSON: ``{"latencies_ms": […], "errors": n}``). A latency
-is counted from the moment the request was due, not from when it left, so a server that stalls
-is charged for the requests it held up (no coordinated omission). SIGTERM ends the schedule
-early; the requests already sent are still waited for (up to the request timeout). With
-``--started FILE`` the file is created as the first request is due.
+one latency per answered request to ``FILE`` (JSON: ``{"latencies_ms": […], "errors":
+{"HTTP 503": n, …}}``). A latency is counted from the moment the request was due, not from
+when it left, so a server that stalls is charged for the requests it held up (no coordinated
+omission). SIGTERM ends the schedule early; the requests already sent are still waited for (up
+to the request timeout). With ``--started FILE`` the file is created as the first request is
+due.
 
 Only loopback URLs are accepted: this is a benchmark of our own server, not a load tool.
 """
@@ -38,7 +39,11 @@ class LoadResult:
     """What one load measured: each answered request's latency in ms, and the failures."""
 
     latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    """How many requests failed, by HTTP status or exception name."""
+
+    def failed(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 def check_loopback(url: str) -> None:
@@ -57,13 +62,13 @@ async def _one(session: aiohttp.ClientSession, url: str, due: float, result: Loa
     try:
         async with session.get(url) as response:
             await response.read()
-            ok = response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        ok = False
-    if ok:
-        result.latencies_ms.append((time.perf_counter() - due) * 1000)
+            kind = "" if response.status == 200 else f"HTTP {response.status}"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        kind = type(exc).__name__
+    if kind:
+        result.failed(kind)
     else:
-        result.errors += 1
+        result.latencies_ms.append((time.perf_counter() - due) * 1000)
 
 
 async def constant_rate(

@@ -123,3 +123,8 @@ async def test_rounds_alternate_the_limit_and_ours() -> None:
 
     assert await interleaved(3, limit, ours) == ([0, 1, 2], [10, 11, 12])
     assert order == ["limit 0", "ours 0", "limit 1", "ours 1", "limit 2", "ours 2"]
+
+
+def test_the_repository_report_has_one_history_marker_for_make_bench_to_keep() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text()
+    assert text.count(HISTORY_MARKER) == 1
