@@ -7,8 +7,10 @@ Every variable is documented in the service README (Settings). Durations are wri
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from chassis.settings import (
     BaseServiceSettings,
@@ -24,6 +26,27 @@ from recalculator.governance import DEFAULT_HUB_URL, SourceKind
 JOB_NAME_DEFAULT = "weekly-gvs-recalculation"
 
 
+def _http_url(value: str | None) -> str | None:
+    # A URL aiohttp cannot post to would only show up as a warning after every run; it is a
+    # configuration error, so it stops the start. The value is not echoed: it may hold a token.
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            "expected an http:// or https:// URL, like https://example.org/api/revalidate"
+        )
+    return value
+
+
+OptionalHttpUrl = Annotated[OptionalText, AfterValidator(_http_url)]
+
+
 class Settings(BaseServiceSettings):
     """What the recalculator reads from the environment; see the README's Settings table."""
 
@@ -37,7 +60,7 @@ class Settings(BaseServiceSettings):
     governance_source: SourceKind = "snapshot"
     governance_data: OptionalPath = None
     snapshot_hub_url: str = DEFAULT_HUB_URL
-    cache_revalidate_url: OptionalText = None
+    cache_revalidate_url: OptionalHttpUrl = None
     cache_revalidate_secret: OptionalSecret = None
     cache_revalidate_timeout: Duration = timedelta(seconds=10)
     outbox_drain_timeout: Duration = timedelta(seconds=60)
