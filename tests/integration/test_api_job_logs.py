@@ -222,6 +222,8 @@ async def test_jobs_come_newest_first_with_the_storys_fields_exactly(
         "fatalError": None,
         "lastEventAt": "2025-12-22T00:05:32.000Z",
         "abandonedAt": None,
+        "outcome": "completed",
+        "scheduledFor": None,
         "eventsReceived": 12,
         "expectedEvents": 12,
         "complete": True,

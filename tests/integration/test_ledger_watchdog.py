@@ -14,8 +14,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.outbox import OutboxRelay, pending_count
 from contracts.codec import parse_event
-from contracts.events import JobAbandoned, JobMissed
+from contracts.events import JobAbandoned, JobMissed, JobMissedPayload
 from contracts.topology import Topology
+from job_ledger.event_store import insert_events
 from job_ledger.job_logs import load_rows
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
@@ -199,3 +200,24 @@ async def test_a_missed_slot_does_not_count_as_a_run_near_the_next_slot(
     clock.now = MONDAY + timedelta(hours=2, minutes=1)
     report = await dog.check_once()
     assert (report.started, report.missed) == ([], [MONDAY + timedelta(hours=1)])
+
+
+async def test_rebuild_adds_the_row_of_a_slot_missed_before_missed_slots_had_rows(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id, event_id = missed_ids("weekly-gvs-recalculation", MONDAY)
+    missed = JobMissed(
+        event_id=event_id,
+        job_id=job_id,
+        job_name="weekly-gvs-recalculation",
+        occurred_at=MONDAY + GRACE,
+        payload=JobMissedPayload(scheduled_for=MONDAY, grace_s=3600),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_events(conn, [missed])  # stored, never folded: what an older ledger left
+
+    [difference] = await rebuild(pool)
+
+    assert (difference.job_id, difference.live) == (job_id, None)
+    assert await pool.fetchval("SELECT outcome FROM job_logs WHERE id = $1", job_id) == "missed"
+    assert await rebuild(pool) == []

@@ -41,4 +41,6 @@ def job_log(
         events_received=events_received,
         expected_events=None,
         abandoned_at=None,
+        outcome=status,
+        scheduled_for=None,
     )

@@ -90,6 +90,7 @@ async def served_ledger(
         session_secret=SESSION_SECRET,
         admin_base_url="http://127.0.0.1",
         job_name=job_name,
+        job_schedule="0 0 * * 1",
         clock=clock,
     )
     async with serve_http(app, "127.0.0.1", 0) as server:

@@ -69,16 +69,27 @@ def test_percentile_is_nearest_rank_and_none_without_values() -> None:
 
 def test_stats_failure_rate_counts_finished_runs_and_durations_skip_running_ones() -> None:
     runs = [
-        RunSample("running", None, NOW),
-        RunSample("failed", 4000, NOW),
-        RunSample("completed", 1000, NOW),
-        RunSample("completed", 2000, NOW),
-        RunSample("completed", None, NOW),
+        RunSample("running", None, NOW, "running"),
+        RunSample("failed", 4000, NOW, "failed"),
+        RunSample("completed", 1000, NOW, "completed"),
+        RunSample("completed", 2000, NOW, "completed"),
+        RunSample("completed", None, NOW, "completed"),
     ]
     stats = job_stats(runs, NOW)
     assert (stats.runs, stats.finished, stats.failed, stats.running) == (5, 4, 1, 1)
     assert stats.failure_rate == 0.25
     assert (stats.duration_p50_ms, stats.duration_p95_ms) == (2000, 4000)
+
+
+def test_a_missed_slot_counts_as_a_failure_and_a_miss_but_not_as_a_duration() -> None:
+    runs = [
+        RunSample("failed", None, NOW, "missed"),
+        RunSample("completed", 1000, NOW, "completed"),
+    ]
+    stats = job_stats(runs, NOW)
+    assert (stats.runs, stats.finished, stats.failed, stats.missed) == (2, 2, 1, 1)
+    assert stats.failure_rate == 0.5
+    assert (stats.duration_p50_ms, stats.duration_p95_ms) == (1000, 1000)
 
 
 def test_stats_without_runs_are_empty_not_zero() -> None:

@@ -26,6 +26,7 @@ def served_operations() -> set[tuple[str, str]]:
         session_secret="secret",
         admin_base_url="http://localhost:8080",
         job_name="weekly-gvs-recalculation",
+        job_schedule="0 0 * * 1",
     )
     found: set[tuple[str, str]] = set()
     for route in app.routes:

@@ -147,6 +147,7 @@ def _web_app(ledger: Ledger, admin_password: str, session_secret: str) -> Starle
         session_secret=session_secret,
         admin_base_url=ledger.settings.admin_base_url,
         job_name=ledger.settings.job_name,
+        job_schedule=ledger.settings.job_schedule,
         clock=ledger.clock,
     )
 

@@ -45,20 +45,28 @@ def create_app(
     session_secret: str,
     admin_base_url: str,
     job_name: str,
+    job_schedule: str,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
     """Return the app serving ``/api/admin/...``, ``/admin/...``, health, metrics, OpenAPI.
 
     ``pool`` must have the ledger schema on its search_path; ``request_run`` publishes a
     RunRequested and returns once the broker confirmed it; ``job_name`` is the job the
-    buttons (and the API without a jobName) ask to run. Raises ``ValueError`` for an empty
+    buttons (and the API without a jobName) ask to run, ``job_schedule`` its cron expression
+    (the history page shows its next slot). Raises ``ValueError`` for an empty
     ``admin_password`` or ``session_secret``: the service must not start open.
     """
     if not admin_password:
         raise ValueError("admin_password must not be empty")
     if not session_secret:
         raise ValueError("session_secret must not be empty")
-    ctx = WebContext(pool=pool, request_run=request_run, clock=clock, job_name=job_name)
+    ctx = WebContext(
+        pool=pool,
+        request_run=request_run,
+        clock=clock,
+        job_name=job_name,
+        job_schedule=job_schedule,
+    )
     pages = PageSettings(
         password=admin_password,
         keys=SessionKeys(session_secret, clock),

@@ -23,3 +23,5 @@ class WebContext:
     request_run: RequestRun
     clock: Callable[[], datetime]
     job_name: str
+    job_schedule: str
+    """``JOB_SCHEDULE``: the cron expression (UTC) the history page shows the next slot of."""

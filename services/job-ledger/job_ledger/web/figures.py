@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from job_ledger.web.queries import JobLog, RunSample
+from croniter import croniter
+
+from job_ledger.web.queries import JobLog, RunSample, ScheduleCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +41,35 @@ class JobStats:
     finished: int
     completed: int
     failed: int
+    missed: int
     running: int
     failure_rate: float | None
     duration_p50_ms: int | None
     duration_p95_ms: int | None
     last_success_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleGlance:
+    """The schedule at a glance: the next slot, and the newest slot the watchdog checked."""
+
+    job_name: str
+    expression: str
+    next_slot: datetime
+    last_checked: ScheduleCheck | None
+
+    @property
+    def last_met(self) -> bool | None:
+        """Whether a run started for the newest checked slot; None before the first check."""
+        return None if self.last_checked is None else self.last_checked.outcome == "started"
+
+
+def schedule_glance(
+    job_name: str, expression: str, now: datetime, last_checked: ScheduleCheck | None
+) -> ScheduleGlance:
+    """Return ``job_name``'s next slot after ``now`` under ``expression`` (cron, UTC)."""
+    next_slot = croniter(expression, now.astimezone(UTC)).get_next(datetime).astimezone(UTC)
+    return ScheduleGlance(job_name, expression, next_slot, last_checked)
 
 
 def progress_of(job: JobLog, now: datetime) -> Progress | None:
@@ -88,8 +114,9 @@ def percentile(values: list[int], fraction: float) -> int | None:
 
 
 def job_stats(runs: list[RunSample], last_success_at: datetime | None) -> JobStats:
-    """Return the statistics over ``runs``: the failure rate counts finished runs only, the
-    duration percentiles the runs that recorded a duration."""
+    """Return the statistics over ``runs``: the failure rate counts finished runs only (a
+    missed slot is a failed one, counted in ``missed`` too), the duration percentiles the runs
+    that recorded a duration (a missed slot has none)."""
     completed = sum(1 for r in runs if r.status == "completed")
     failed = sum(1 for r in runs if r.status == "failed")
     finished = completed + failed
@@ -99,6 +126,7 @@ def job_stats(runs: list[RunSample], last_success_at: datetime | None) -> JobSta
         finished=finished,
         completed=completed,
         failed=failed,
+        missed=sum(1 for r in runs if r.outcome == "missed"),
         running=len(runs) - finished,
         failure_rate=round(failed / finished, 4) if finished else None,
         duration_p50_ms=percentile(durations, 0.5),

@@ -114,6 +114,15 @@ SCHEMAS: dict[str, Schema] = {
             "fatalError": _nullable({"type": "string"}),
             "lastEventAt": _nullable(_TIME),
             "abandonedAt": _nullable(_TIME),
+            "outcome": {
+                "type": "string",
+                "enum": ["running", "completed", "failed", "abandoned", "missed"],
+                "description": "What became of it. abandoned: the watchdog found the run"
+                " silent (status failed); missed: no run started within the grace of the"
+                " schedule slot scheduledFor (status failed, trigger cron, no DAOs, the"
+                " sentence in fatalError).",
+            },
+            "scheduledFor": _nullable(_TIME),
             "eventsReceived": _INT0,
             "expectedEvents": _nullable(_INT0),
             "complete": {
@@ -123,8 +132,9 @@ SCHEMAS: dict[str, Schema] = {
             "notifications": {"type": "array", "items": _ref("Notification")},
             "progress": _nullable(_ref("Progress")),
         },
-        "A job execution: the story's fields (id … updatedAt), then what the ledger adds."
-        " progress is null unless the job is running.",
+        "A job execution, or a schedule slot no run started for (outcome missed, its id the"
+        " one in the missed alert's link): the story's fields (id … updatedAt), then what the"
+        " ledger adds. progress is null unless the job is running.",
     ),
     "JobLogList": _object(
         {
@@ -186,15 +196,17 @@ SCHEMAS: dict[str, Schema] = {
                     "finished": _INT0,
                     "completed": _INT0,
                     "failed": _INT0,
+                    "runsMissed": _INT0,
                     "running": _INT0,
                     "failureRate": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
                     "durationP50Ms": _nullable(_INT0),
                     "durationP95Ms": _nullable(_INT0),
                     "lastSuccessAt": _nullable(_TIME),
                 },
-                "Over the newest 30 runs: failureRate is failed / finished runs, the"
-                " percentiles (nearest rank) are of finished runs' durations; lastSuccessAt"
-                " is the newest completed run ever.",
+                "Over the newest 30 runs: failureRate is failed / finished runs (a missed"
+                " schedule slot is a failed run, counted in runsMissed too), the percentiles"
+                " (nearest rank) are of finished runs' durations (a missed slot has none);"
+                " lastSuccessAt is the newest completed run ever.",
             )
         }
     ),

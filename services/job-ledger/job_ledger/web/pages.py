@@ -20,7 +20,7 @@ from job_ledger.web.charts import runs_chart
 from job_ledger.web.context import WebContext
 from job_ledger.web.display import event_summary
 from job_ledger.web.errors import ApiError
-from job_ledger.web.figures import job_stats, progress_of
+from job_ledger.web.figures import job_stats, progress_of, schedule_glance
 from job_ledger.web.guard import (
     PageSettings,
     clear_flash,
@@ -73,6 +73,7 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
                 runs = await queries.recent_runs(conn, job_name)
                 last_success = await queries.last_success_at(conn, job_name)
+                last_check = await queries.last_schedule_check(conn, ctx.job_name)
         except ApiError as exc:
             return await render_error_page(400, exc.message)
         return await page(
@@ -83,6 +84,7 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 "jobs": jobs,
                 "job_name": job_name,
                 "stats": job_stats(runs, last_success),
+                "schedule": schedule_glance(ctx.job_name, ctx.job_schedule, now, last_check),
                 "chart": runs_chart(jobs, now),
                 "progress": {j.id: progress_of(j, now) for j in jobs},
                 "notice": notice,

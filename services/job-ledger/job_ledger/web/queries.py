@@ -72,6 +72,11 @@ class JobLog:
     events_received: int
     expected_events: int | None
     abandoned_at: datetime | None
+    outcome: str
+    """What became of it: running, completed, failed, abandoned, or missed (a schedule slot no
+    run started for; its story ``status`` is failed)."""
+    scheduled_for: datetime | None
+    """The slot a missed row stands for (None for a run)."""
     notifications: tuple[Notification, ...] = field(default=(), kw_only=True)
 
     @property
@@ -117,18 +122,27 @@ class FailureGroup:
 
 @dataclass(frozen=True, slots=True)
 class RunSample:
-    """What the statistics need of one run."""
+    """What the statistics need of one run (or missed slot: outcome ``missed``)."""
 
     status: str
     duration_ms: int | None
     started_at: datetime
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCheck:
+    """The newest schedule slot the watchdog has checked, and whether a run started for it."""
+
+    scheduled_for: datetime
+    outcome: str
 
 
 _JOB_COLUMNS = """
     id, job_name, started_at, completed_at, status::text AS status, daos_processed,
     daos_total, errors::text AS errors_json, duration_ms, cache_invalidated, created_at, updated_at,
     trigger, daos_failed, fatal_error, last_event_at, events_received, expected_events,
-    abandoned_at
+    abandoned_at, outcome, scheduled_for
 """
 
 
@@ -151,7 +165,7 @@ def _failures(text: str | None) -> list[Failure] | None:
 
 def _job_log(record: Any, notifications: tuple[Notification, ...]) -> JobLog:
     # Positional: a page of 30 rows builds 30 of these per request (the history API's hot
-    # path), and unpacking the record costs a fraction of 19 lookups by name.
+    # path), and unpacking the record costs a fraction of 21 lookups by name.
     return JobLog(*record, notifications=notifications)
 
 
@@ -254,15 +268,32 @@ def group_failures(failures: list[Failure] | None) -> list[FailureGroup]:
 async def recent_runs(conn: Connection, job_name: str | None) -> list[RunSample]:
     """Return the newest :data:`STATS_WINDOW` runs (of ``job_name`` if given), newest first."""
     rows = await conn.fetch(
-        "SELECT status::text AS status, duration_ms, started_at FROM job_logs"
+        "SELECT status::text AS status, duration_ms, started_at, outcome FROM job_logs"
         " WHERE ($1::text IS NULL OR job_name = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
         job_name,
         STATS_WINDOW,
     )
     return [
-        RunSample(status=r["status"], duration_ms=r["duration_ms"], started_at=r["started_at"])
+        RunSample(
+            status=r["status"],
+            duration_ms=r["duration_ms"],
+            started_at=r["started_at"],
+            outcome=r["outcome"],
+        )
         for r in rows
     ]
+
+
+async def last_schedule_check(conn: Connection, job_name: str) -> ScheduleCheck | None:
+    """Return the newest slot of ``job_name`` the watchdog checked, None before its first."""
+    row = await conn.fetchrow(
+        "SELECT scheduled_for, outcome FROM schedule_checks WHERE job_name = $1"
+        " ORDER BY scheduled_for DESC LIMIT 1",
+        job_name,
+    )
+    if row is None:
+        return None
+    return ScheduleCheck(scheduled_for=row["scheduled_for"], outcome=row["outcome"])
 
 
 async def last_success_at(conn: Connection, job_name: str | None) -> datetime | None:
