@@ -22,10 +22,11 @@ from contracts.events import (
     Event,
     JobStarted,
     JobStartedPayload,
+    NotificationFailed,
     NotificationSent,
 )
 from job_ledger.job_logs import load_rows
-from job_ledger.notifications import latest_outcomes
+from job_ledger.notifications import Outcome, latest_outcomes
 from job_ledger.projection import COLUMNS, fold_jobs
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
@@ -41,7 +42,7 @@ async def deliver(pool: asyncpg.Pool, batches: list[list[Event]]) -> None:
 
 async def notifications(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[tuple[object, ...]]:
     rows = await pool.fetch(
-        "SELECT channel, kind, state, attempts, occurred_at FROM job_notifications"
+        "SELECT channel, kind, state, attempts, error, reason, occurred_at FROM job_notifications"
         " WHERE job_id = $1 ORDER BY channel, kind",
         job_id,
     )
@@ -106,8 +107,7 @@ async def _check(
         (
             o.payload.channel,
             o.payload.kind,
-            "sent" if isinstance(o, NotificationSent) else "failed",
-            o.payload.attempts,
+            *_stored_outcome(o),
             o.occurred_at,
         )
         for o in latest_outcomes(shuffled)
@@ -153,3 +153,12 @@ async def test_a_20000_event_job_folds_in_batches_of_500_quickly(
         print(f"rebuilt the 20,000-event job in {time.monotonic() - started:.2f}s")
     finally:
         await pool.close()
+
+
+def _stored_outcome(o: Outcome) -> tuple[str, int, str | None, str | None]:
+    """The state, attempts, error and reason ``o`` is recorded with."""
+    if isinstance(o, NotificationSent):
+        return ("sent", o.payload.attempts, None, None)
+    if isinstance(o, NotificationFailed):
+        return ("failed", o.payload.attempts, o.payload.error, None)
+    return ("skipped", 0, None, o.payload.reason)

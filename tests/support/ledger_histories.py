@@ -31,6 +31,8 @@ from contracts.events import (
     NotificationFailedPayload,
     NotificationSent,
     NotificationSentPayload,
+    NotificationSkipped,
+    NotificationSkippedPayload,
 )
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -50,7 +52,7 @@ class History:
     fatal: bool
     abandoned: bool
     arrived: tuple[bool, ...]  # per event of the full history, whether it was delivered at all
-    notifications: tuple[tuple[str, str, bool, int], ...]  # channel, kind, sent?, minute
+    notifications: tuple[tuple[str, str, str, int], ...]  # channel, kind, state, minute
     missed: bool = False
 
     def events(self, job_id: uuid.UUID) -> list[Event]:
@@ -148,30 +150,23 @@ def _run_events(job_id: uuid.UUID, h: History) -> list[Event]:
 
 def _notifications(job_id: uuid.UUID, h: History) -> list[Event]:
     events: list[Event] = []
-    for n, (channel, kind, sent, minute) in enumerate(h.notifications):
+    for n, (channel, kind, state, minute) in enumerate(h.notifications):
         common: dict[str, object] = {
             "event_id": _id(job_id, f"notification-{n}"),
             "job_id": job_id,
             "job_name": JOB_NAME,
             "occurred_at": T0 + timedelta(minutes=minute),
         }
-        events.append(
-            NotificationSent.model_validate(
-                {
-                    **common,
-                    "payload": NotificationSentPayload(channel=channel, kind=kind, attempts=1),
-                }
-            )
-            if sent
-            else NotificationFailed.model_validate(
-                {
-                    **common,
-                    "payload": NotificationFailedPayload(
-                        channel=channel, kind=kind, attempts=5, error="503"
-                    ),
-                }
-            )
-        )
+        if state == "sent":
+            payload: object = NotificationSentPayload(channel=channel, kind=kind, attempts=1)
+            model: type[Event] = NotificationSent
+        elif state == "failed":
+            payload = NotificationFailedPayload(channel=channel, kind=kind, attempts=5, error="503")
+            model = NotificationFailed
+        else:
+            payload = NotificationSkippedPayload(channel=channel, kind=kind, reason="no key")
+            model = NotificationSkipped
+        events.append(model.model_validate({**common, "payload": payload}))
     return events
 
 
@@ -187,7 +182,7 @@ def job_histories(draw: st.DrawFn) -> History:
                 st.tuples(
                     st.sampled_from(["email", "slack"]),
                     st.sampled_from(["missed"] if missed else ["success", "failure"]),
-                    st.booleans(),
+                    st.sampled_from(["sent", "failed", "skipped"]),
                     st.integers(0, 3),
                 ),
                 max_size=3,
