@@ -1,5 +1,6 @@
 """Every run request the worker can parse gets one answer on the exchange: RunAccepted with
-the job it started, or RunRefused with the reason, and the command is acked, not dead-lettered.
+the job it started, or RunRefused with the reason, and the command is acked, not dead-lettered;
+``recalculator trigger --wait`` prints that answer.
 
 The worker runs in this process on the real Postgres and RabbitMQ; answers are read from a tap
 queue bound to the test's exchange.
@@ -8,7 +9,10 @@ queue bound to the test's exchange.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -30,6 +34,7 @@ from recalculator.run import RunRequest
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
 from tests.support.broker import collect, drain, eventually, tap_exchange
+from tests.support.processes import run_command, service_env
 from tests.support.recalc import GatedSource, recalc_settings, running_worker, seed_daos
 
 
@@ -218,3 +223,57 @@ async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_ref
     assert await commands_left(amqp, topology) == (0, 0)
     jobs, refusals = await jobs_and_refusals(settings)
     assert (jobs, len(refusals)) == (1, 1), "only the other run's job"
+
+
+async def trigger(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """``recalculator trigger`` as a subprocess, against this test's broker names."""
+    env = {
+        **os.environ,
+        **service_env(
+            settings.database_url, settings.amqp_url.get_secret_value(), settings.topology
+        ),
+        "LOG_FORMAT": "json",
+    }
+    return await run_command([sys.executable, "-m", "recalculator", "trigger", *args], env)
+
+
+async def test_trigger_wait_prints_the_job_an_accepted_request_started_and_exits_0(
+    worker: Worker, source: GatedSource, settings: Settings
+) -> None:
+    source.open()
+
+    code, out, err = await trigger(settings, "--wait", "20")
+
+    assert code == 0, err
+    request_id, answer = out.splitlines()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        job_id = await conn.fetchval(
+            f'SELECT id FROM "{settings.recalc_schema}".jobs WHERE request_id = $1',
+            UUID(request_id),
+        )
+    finally:
+        await conn.close()
+    assert answer == f"accepted: job {job_id}"
+
+
+async def test_trigger_wait_prints_why_a_request_was_refused_and_exits_3(
+    worker: Worker, settings: Settings
+) -> None:
+    code, out, err = await trigger(settings, "--trigger", "retry", "--dao", "gone", "--wait")
+
+    assert code == 3, err
+    assert out.splitlines()[1:] == ["refused: unknown DAO ids: gone"]
+
+
+async def test_trigger_wait_without_a_worker_says_no_answer_came_and_exits_1(
+    settings: Settings,
+) -> None:
+    code, out, err = await trigger(settings, "--wait", "0.5")
+
+    assert code == 1
+    assert len(out.splitlines()) == 1, "the request id"
+    assert err.strip().splitlines()[-1] == (
+        f"no answer within 0.5s: the request waits in {settings.commands_queue}"
+        " (is a worker running?)"
+    )

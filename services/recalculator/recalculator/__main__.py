@@ -25,6 +25,16 @@ from recalculator.registry import ImportRejected, UnknownDaos
 EXIT_BAD_SETUP = 2
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return seconds
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="recalculator", description="Weekly GVS recalculation of every tracked DAO."
@@ -45,9 +55,21 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="consume RunRequested, run jobs, relay the outbox, serve health")
 
-    trigger = sub.add_parser("trigger", help="publish a RunRequested; prints its request id")
+    trigger = sub.add_parser(
+        "trigger",
+        help="publish a RunRequested; prints its request id (--wait: and the answer; exit 0"
+        " accepted, 3 refused, 1 no answer)",
+    )
     trigger.add_argument("--trigger", choices=["manual", "retry"], default="manual")
     trigger.add_argument("--dao", action="append", dest="dao_ids", metavar="ID")
+    trigger.add_argument(
+        "--wait",
+        nargs="?",
+        const=60.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="wait up to SECONDS (default 60) for the worker's answer and print it",
+    )
 
     sub.add_parser("cron", help="publish a RunRequested at each JOB_SCHEDULE slot (UTC)")
 
@@ -71,7 +93,7 @@ def command_for(args: argparse.Namespace, settings: Settings) -> Coroutine[Any, 
         case "worker":
             return commands.run_worker(settings)
         case "trigger":
-            return commands.trigger_run(settings, args.trigger, args.dao_ids)
+            return commands.trigger_run(settings, args.trigger, args.dao_ids, args.wait)
         case "cron":
             return commands.run_cron(settings)
         case "daos" if args.daos_command == "import":

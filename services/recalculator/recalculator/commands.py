@@ -16,7 +16,7 @@ from chassis.broker import connect, declare_topology
 from chassis.health import health_app, serve_http
 from chassis.lifecycle import stop_event_on_signals
 from chassis.migrations import migration_report
-from contracts import RunRequested
+from contracts import RunAccepted, RunRefused, RunRequested
 from contracts.events import Trigger
 from recalculator.bootstrap import bootstrap, migrate_schema, open_pool
 from recalculator.config import Settings
@@ -25,7 +25,7 @@ from recalculator.progress import TerminalProgress, summary
 from recalculator.rankings import history_table, latest_ranking, ranking_table, score_history
 from recalculator.registry import daos_to_score, import_daos, list_daos, read_import_file
 from recalculator.run import RunRequest
-from recalculator.trigger import publish_run_request, slot_request_id
+from recalculator.trigger import answer_listener, publish_run_request, slot_request_id
 from recalculator.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,38 @@ async def run_worker(settings: Settings) -> int:
     return 0
 
 
-async def trigger_run(settings: Settings, trigger: Trigger, dao_ids: list[str] | None) -> int:
+async def trigger_run(
+    settings: Settings, trigger: Trigger, dao_ids: list[str] | None, wait_s: float | None = None
+) -> int:
+    """Publishes a RunRequested and prints its request id. With ``wait_s``, also waits that
+    long for the worker's answer and prints it: returns 0 accepted, 3 refused, 1 no answer."""
     command = RunRequested(job_name=settings.job_name, trigger=trigger, dao_ids=dao_ids)
     connection = await connect(
         settings.amqp_url.get_secret_value(), timeout_s=settings.connect_timeout.total_seconds()
     )
     try:
-        await publish_run_request(connection, settings.topology, command)
+        if wait_s is None:
+            await publish_run_request(connection, settings.topology, command)
+            print(command.request_id)
+            return 0
+        async with answer_listener(connection, settings.topology, command) as wait:
+            await publish_run_request(connection, settings.topology, command)
+            print(command.request_id)
+            answer = await wait(wait_s)
     finally:
         await connection.close()
-    print(command.request_id)
-    return 0
+    if isinstance(answer, RunAccepted):
+        print(f"accepted: job {answer.job_id}")
+        return EXIT_COMPLETED
+    if isinstance(answer, RunRefused):
+        print(f"refused: {answer.payload.reason}")
+        return EXIT_REFUSED
+    print(
+        f"no answer within {wait_s:g}s: the request waits in {settings.commands_queue}"
+        " (is a worker running?)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 async def run_cron(settings: Settings) -> int:
