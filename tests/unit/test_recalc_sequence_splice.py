@@ -9,7 +9,7 @@ import pytest
 
 from contracts import DaoProcessed, DaoProcessedPayload
 from contracts.codec import event_body
-from recalculator.jobs import _PLACEHOLDER_SEQUENCE, split_at_sequence
+from recalculator.scored_dao import PLACEHOLDER_SEQUENCE, split_at_sequence
 
 
 def _event(sequence: int, dao_name: str = "Uniswap") -> DaoProcessed:
@@ -26,7 +26,7 @@ def _event(sequence: int, dao_name: str = "Uniswap") -> DaoProcessed:
 
 @pytest.mark.parametrize("sequence", [1, 9, 10, 20_001, 2**40])
 def test_splicing_a_sequence_in_gives_the_encoders_bytes(sequence: int) -> None:
-    placeholder = _event(_PLACEHOLDER_SEQUENCE)
+    placeholder = _event(PLACEHOLDER_SEQUENCE)
     before, after = split_at_sequence(event_body(placeholder))
     real = placeholder.model_copy(update={"sequence": sequence})
     assert before + str(sequence).encode() + after == event_body(real)
@@ -34,8 +34,8 @@ def test_splicing_a_sequence_in_gives_the_encoders_bytes(sequence: int) -> None:
 
 def test_a_dao_name_that_looks_like_the_sequence_field_is_not_mistaken_for_it() -> None:
     # The name is JSON-escaped in the body ("\"sequence\":…"), so it cannot match the field.
-    sneaky = f'"sequence":{_PLACEHOLDER_SEQUENCE}'
-    placeholder = _event(_PLACEHOLDER_SEQUENCE, dao_name=sneaky)
+    sneaky = f'"sequence":{PLACEHOLDER_SEQUENCE}'
+    placeholder = _event(PLACEHOLDER_SEQUENCE, dao_name=sneaky)
     before, after = split_at_sequence(event_body(placeholder))
     real = placeholder.model_copy(update={"sequence": 3})
     assert before + b"3" + after == event_body(real)

@@ -6,7 +6,7 @@ import pytest
 
 from contracts import Failure
 from contracts.events import MAX_ERROR_CHARS
-from recalculator.jobs import finished_payload
+from recalculator.status_rule import finished_payload
 
 
 def failures(count: int, error: str = "boom") -> list[Failure]:

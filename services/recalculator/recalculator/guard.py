@@ -72,6 +72,18 @@ async def run_lock(
             await held.release()
 
 
+async def already_going(pool: asyncpg.Pool, job_name: str) -> str:
+    """Why a run is refused while another holds ``job_name``'s lock, naming the running job
+    once its row is written. Raises the database's error."""
+    running = await pool.fetchval(
+        "SELECT id FROM jobs WHERE job_name = $1 AND status = 'running'"
+        " ORDER BY started_at DESC LIMIT 1",
+        job_name,
+    )
+    going = f"a run of {job_name} is already going"
+    return f"{going} (job {running})" if running is not None else going
+
+
 async def _take(pool: asyncpg.Pool, job_name: str) -> _Connection | None:
     """Returns a pool connection whose session now holds ``job_name``'s run lock, or None (the
     connection given back) when another session holds it. Raises the database's error or

@@ -8,8 +8,8 @@ number back, so a job's sequences stay contiguous (0 for JobStarted, +1 for each
 
 The hot step, a DAO scored, is ONE statement (so one implicit transaction, one round trip): the
 score row, the sequence and the outbox row. Its event is encoded before its sequence is known
-and the statement splices the number in (:func:`split_at_sequence`). The row lock is then held
-for that one statement's commit, not for three round trips: the job's DAOs are written
+and the statement splices the number in (:mod:`recalculator.scored_dao`). The row lock is then
+held for that one statement's commit, not for three round trips: the job's DAOs are written
 concurrently everywhere but there.
 
 A transaction whose connection dies during COMMIT may have committed without saying so; the
@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 
 from chassis.database import ACQUIRE_TIMEOUT_S, Connection
-from chassis.outbox import OUTBOX_COLUMNS, enqueue, message_properties
+from chassis.outbox import enqueue, message_properties
 from contracts import (
     DaoFailed,
     DaoFailedPayload,
@@ -45,59 +45,21 @@ from contracts import (
 )
 from contracts.events import (
     MAX_FAILURES_IN_FINISHED,
-    JobStatus,
-    Scope,
     Trigger,
     truncate_error,
 )
 from recalculator.answers import accepted_event
 from recalculator.daos import DaoRef
 from recalculator.requests import scope_of
+from recalculator.scored_dao import PLACEHOLDER_SEQUENCE, RECORD_DAO_PROCESSED, split_at_sequence
 from recalculator.scoring import GvsScore
+from recalculator.status_rule import finished_payload
 
 OnCommit = Callable[[], None]
 
 
 def _noop() -> None:
     return None
-
-
-# Stands for the sequence in an event encoded before its number is taken: no job has this many
-# events (the contract has no upper bound, so a real sequence is never mistaken for it).
-_PLACEHOLDER_SEQUENCE = 987_654_321_987_654_321
-_SEQUENCE_FIELD = b'"sequence":'
-_PLACEHOLDER = _SEQUENCE_FIELD + str(_PLACEHOLDER_SEQUENCE).encode()
-
-
-def split_at_sequence(body: bytes) -> tuple[bytes, bytes]:
-    """Split an encoded event with the placeholder sequence into the bytes before its number
-    and after; ``before + str(n).encode() + after`` is the event with sequence ``n``."""
-    before, found, after = body.partition(_PLACEHOLDER)
-    if not found or _PLACEHOLDER in after:
-        raise ValueError("the body does not hold the placeholder sequence exactly once")
-    return before + _SEQUENCE_FIELD, after
-
-
-# The score row, then (only if it is new) the next sequence of the job and the outbox row of
-# DaoProcessed with that number spliced into its body, into chassis.outbox's columns. One
-# statement: it commits on its own, and a retry after a lost answer finds the score row and
-# writes nothing.
-_RECORD_DAO_PROCESSED = f"""
-WITH scored AS (
-    INSERT INTO gvs_scores (job_id, dao_id, score, components, computed_at)
-    VALUES ($1, $2, $3, $4::jsonb, $5)
-    ON CONFLICT (job_id, dao_id) DO NOTHING RETURNING true
-), numbered AS (
-    UPDATE jobs SET next_sequence = next_sequence + 1, daos_processed = daos_processed + 1
-    WHERE id = $1 AND EXISTS (SELECT 1 FROM scored)
-    RETURNING next_sequence - 1 AS sequence
-), queued AS (
-    INSERT INTO {OUTBOX_COLUMNS}
-    SELECT $6, $7, $8, $9::bytea || convert_to(sequence::text, 'UTF8') || $10::bytea, $11::jsonb
-    FROM numbered
-)
-SELECT sequence FROM numbered
-"""
 
 
 class JobStore:
@@ -194,7 +156,7 @@ class JobStore:
         event = DaoProcessed(
             job_id=job_id,
             job_name=job_name,
-            sequence=_PLACEHOLDER_SEQUENCE,
+            sequence=PLACEHOLDER_SEQUENCE,
             payload=DaoProcessedPayload(
                 dao_id=dao.id, dao_name=dao.name, score=score.score, duration_ms=duration_ms
             ),
@@ -203,7 +165,7 @@ class JobStore:
         before, after = split_at_sequence(message.body)
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
             sequence: int | None = await conn.fetchval(
-                _RECORD_DAO_PROCESSED,
+                RECORD_DAO_PROCESSED,
                 job_id,
                 dao.id,
                 score.score,
@@ -332,35 +294,3 @@ class JobStore:
             await self._emit(conn, event)
         self._on_commit()
         return payload
-
-
-def finished_payload(
-    *,
-    daos_total: int,
-    daos_processed: int,
-    daos_failed: int,
-    failures: Sequence[Failure],
-    duration_ms: int,
-    cache_invalidated: bool,
-    fatal_error: str | None,
-    scope: Scope,
-) -> JobFinishedPayload:
-    """Returns JobFinished's payload under the status rule (README, "The event contract"):
-    ``failed`` when a fatal error stopped the run or more than half of the DAOs failed, else
-    ``completed`` (an empty DAO list completes with 0/0). Keeps the first 100 of ``failures``.
-    Pure."""
-    failed = daos_failed
-    status: JobStatus = (
-        "failed" if fatal_error is not None or 2 * failed > daos_total else "completed"
-    )
-    return JobFinishedPayload(
-        status=status,
-        daos_total=daos_total,
-        daos_processed=daos_processed,
-        daos_failed=failed,
-        duration_ms=max(0, duration_ms),
-        cache_invalidated=cache_invalidated,
-        fatal_error=truncate_error(fatal_error) if fatal_error is not None else None,
-        failures=list(failures[:MAX_FAILURES_IN_FINISHED]),
-        scope=scope,
-    )

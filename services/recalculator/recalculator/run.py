@@ -29,7 +29,7 @@ from recalculator.daos import DaoRef
 from recalculator.database_retry import DATABASE_PATIENCE_S, DatabaseOutage, retry_transient
 from recalculator.fetching import DaoFetchFailed, RetryPolicy, fetch_with_retries
 from recalculator.governance import GovernanceSource
-from recalculator.guard import run_lock
+from recalculator.guard import already_going, run_lock
 from recalculator.jobs import JobStore
 from recalculator.registry import UnknownDaos, daos_to_score
 from recalculator.requests import Progress as Progress
@@ -94,17 +94,16 @@ class Recalculation:
 
         Returns ``refused`` without writing anything when another run of the job holds the
         lock or a DAO id named is unknown or inactive (``message`` says which), ``duplicate``
-        when a job for ``request.request_id`` exists. ``on_started`` is
-        awaited once the job row and JobStarted are committed (the worker acks its command
-        there). Raises the database's error only when the run cannot start (the job row and
-        JobStarted cannot be written); once started, the run waits out a database outage to
-        write its JobFinished. Re-raises ``CancelledError`` after recording the interrupted job
-        as failed.
+        when a job for ``request.request_id`` exists. ``on_started`` is awaited once the job
+        row and JobStarted are committed (the worker acks its command there). Raises the
+        database's error only when the run cannot start (the job row and JobStarted cannot be
+        written); once started, the run waits out a database outage to write its JobFinished.
+        Re-raises ``CancelledError`` after recording the interrupted job as failed.
         """
         progress = progress or SilentProgress()
         async with run_lock(self._pool, request.job_name) as locked:
             if not locked:
-                return _refused(request, await self._already_going(request.job_name))
+                return _refused(request, await already_going(self._pool, request.job_name))
             metrics.RUN_IN_PROGRESS.set(1)
             try:
                 return await self._run_locked(request, progress, on_started)
@@ -195,17 +194,6 @@ class Recalculation:
         if cancelled:
             raise asyncio.CancelledError
         return RunOutcome(payload.status, job_id=job_id, finished=payload)
-
-    async def _already_going(self, job_name: str) -> str:
-        """Why a run is refused while another holds the lock, naming the running job if its
-        row is written yet. Raises the database's error."""
-        running = await self._pool.fetchval(
-            "SELECT id FROM jobs WHERE job_name = $1 AND status = 'running'"
-            " ORDER BY started_at DESC LIMIT 1",
-            job_name,
-        )
-        going = f"a run of {job_name} is already going"
-        return f"{going} (job {running})" if running is not None else going
 
     async def _score_all(
         self,
