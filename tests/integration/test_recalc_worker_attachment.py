@@ -149,21 +149,7 @@ async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_ev
     try:
         async with running(process):
             await wait_http_ok(readyz, process)
-            try:
-                # Hold the worker's first command before its job row: delivered, not acked.
-                async with pool.acquire() as holder:
-                    lock = holder.transaction()
-                    await lock.start()
-                    await holder.execute(f'LOCK TABLE "{schema}".jobs IN ACCESS EXCLUSIVE MODE')
-                    await publish_once(amqp_url, topology, before)
-                    await eventually(lambda: blocked_on_jobs(pool, schema), lambda n: n >= 1)
-                    await stop_broker()
-                    # The run starts while the broker is down; its command has no channel.
-                    await lock.rollback()
-                await asyncio.sleep(DOWN_S)  # the outage itself, not a synchronisation
-            finally:
-                await ensure_broker_up()
-
+            await restart_broker_while_held(pool, schema, amqp_url, topology, before)
             name = topology.commands_queue
             await eventually(
                 functools.partial(queue_consumers, {name}),
@@ -192,6 +178,27 @@ async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_ev
         assert (finished.payload.status, finished.payload.daos_processed) == ("completed", 11)
         requested.add(accepted.payload.request_id)
     assert requested == {before.request_id, after.request_id}, "one run per request"
+
+
+async def restart_broker_while_held(
+    pool: asyncpg.Pool, schema: str, amqp_url: str, topology: Topology, command: RunRequested
+) -> None:
+    """Publish ``command`` and restart the broker while the worker holds it (delivered, not
+    acked): a lock on ``jobs`` keeps it before its job row until the broker is down. The broker
+    is started again whatever happened."""
+    try:
+        async with pool.acquire() as holder:
+            lock = holder.transaction()
+            await lock.start()
+            await holder.execute(f'LOCK TABLE "{schema}".jobs IN ACCESS EXCLUSIVE MODE')
+            await publish_once(amqp_url, topology, command)
+            await eventually(lambda: blocked_on_jobs(pool, schema), lambda n: n >= 1)
+            await stop_broker()
+            # The run starts while the broker is down; its command has no channel.
+            await lock.rollback()
+        await asyncio.sleep(DOWN_S)  # the outage itself, not a synchronisation
+    finally:
+        await ensure_broker_up()
 
 
 async def publish_once(amqp_url: str, topology: Topology, command: RunRequested) -> None:
