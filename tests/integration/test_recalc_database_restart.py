@@ -65,8 +65,9 @@ def retries() -> float:
 
 
 def by_job(events: Sequence[Event]) -> dict[UUID, list[Event]]:
+    """Each run's sequenced events (not its request's RunAccepted), in sequence order."""
     # At least once: a batch whose confirm the outage swallowed may come twice; dedupe by id.
-    unique = {e.event_id: e for e in events}.values()
+    unique = {e.event_id: e for e in events if e.sequence is not None}.values()
     jobs: dict[UUID, list[Event]] = {}
     for event in sorted(unique, key=lambda e: (str(e.job_id), e.sequence or 0)):
         jobs.setdefault(event.job_id, []).append(event)
