@@ -4,11 +4,16 @@ its fault, waits for the stack to settle, and returns its :class:`Row` of figure
 ``SCENARIOS`` lists them in the issue's order; :func:`run_campaign` runs a selection one after
 the other (each on fresh names, so one scenario's leftovers cannot hide another's loss) and
 never lets an exception escape: a scenario that raises is a failed row with the reason.
+
+Every random choice of a scenario (kill points, shuffles, junk bytes) comes from
+``Context.random``, seeded with ``Context.seed`` and the scenario's name: the same seed
+replays the same choices, whether the campaign runs whole or ``--only`` that scenario.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -19,7 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.chaos.dataset import write_dataset
 from tests.chaos.faults import ensure_broker_up, ensure_postgres_up
 from tests.chaos.figures import Row
-from tests.chaos.stack import Stack, StackOptions
+from tests.chaos.names import Service, StackOptions
+from tests.chaos.stack import Stack
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +55,25 @@ SCALES = {
 }
 
 
+def new_seed() -> int:
+    """A fresh seed for a campaign that was given none."""
+    return random.SystemRandom().randrange(1, 2**31)
+
+
 @dataclass
 class Context:
-    """What every scenario gets: the scale, a work folder, and where the services are."""
+    """What every scenario gets: the scale, a work folder, where the services are, and the
+    seeded source of its random choices."""
 
     scale: Scale
     work: Path
     database_url: str
     amqp_url: str
+    seed: int = field(default_factory=new_seed)
+    random: random.Random = field(default_factory=random.Random)
+    mutants: dict[Service, str] = field(default_factory=dict)
+    """Services to run under a test-only wrapper that breaks one guarantee
+    (:mod:`tests.chaos.mutants`), by service; empty for the real build."""
     _datasets: dict[int, tuple[Path, Path]] = field(default_factory=dict)
 
     def dataset(self, daos: int) -> tuple[Path, Path]:
@@ -68,6 +85,9 @@ class Context:
         return self._datasets[daos]
 
     def stack(self, daos: int, options: StackOptions | None = None) -> Stack:
+        """A stack of ``daos`` DAOs, its services under :attr:`mutants`' wrappers if any."""
+        options = options or StackOptions()
+        options.mutants = {**self.mutants, **options.mutants}
         return Stack(self.work, self.database_url, self.amqp_url, self.dataset(daos), options)
 
     def via(self, url: str, port: int) -> str:
@@ -88,7 +108,7 @@ Scenario = Callable[[Context], Awaitable[Row]]
 
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by its short name, in the issue's order."""
-    from tests.chaos import crashes, http, inputs
+    from tests.chaos import crashes, http, inputs, windows
 
     return {
         "consumer-crashes": crashes.consumer_crashes,
@@ -96,6 +116,7 @@ def scenarios() -> dict[str, Scenario]:
         "broker-restart": crashes.broker_restart,
         "network-faults": crashes.network_faults,
         "cold-start": crashes.cold_start,
+        "in-flight": windows.work_in_flight,
         "database-restart": crashes.database_restart,
         "duplicates": inputs.duplicates_and_reordering,
         "poison": inputs.poison_messages,
@@ -108,6 +129,7 @@ def scenarios() -> dict[str, Scenario]:
 async def run_scenario(name: str, scenario: Scenario, context: Context) -> Row:
     """Run one scenario; returns its row (a failed one, with the reason, if it raised)."""
     started = time.monotonic()
+    context.random = random.Random(f"{context.seed}/{name}")
     try:
         row = await scenario(context)
     except Exception as exc:  # recorded in the row: the campaign goes on and fails at the end

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-log = logging.getLogger(__name__)
+from tests.support.postgres import cluster_command
 
-PG_CLUSTER = ("15", "main")
+log = logging.getLogger(__name__)
 
 
 async def command(*argv: str, timeout_s: float = 120) -> tuple[int, str]:
@@ -67,18 +67,19 @@ async def queue_consumers(names: set[str]) -> dict[str, int]:
 
 
 async def restart_postgres() -> None:
-    """``pg_ctlcluster restart`` (fast shutdown: every connection is dropped). Raises on
-    failure."""
-    code, out = await command("pg_ctlcluster", "--skip-systemctl-redirect", *PG_CLUSTER, "restart")
+    """``pg_ctlcluster restart`` of the local cluster (found by
+    :func:`tests.support.postgres.local_cluster`; fast shutdown: every connection is
+    dropped). Raises on failure."""
+    code, out = await command(*cluster_command("restart"))
     if code != 0:
         raise RuntimeError(f"pg_ctlcluster restart failed: {out}")
 
 
 async def ensure_postgres_up() -> None:
     """Start the cluster if it is not running. Idempotent. Raises when it stays down."""
-    code, _ = await command("pg_ctlcluster", *PG_CLUSTER, "status")
+    code, _ = await command(*cluster_command("status"))
     if code == 0:
         return
-    code, out = await command("pg_ctlcluster", "--skip-systemctl-redirect", *PG_CLUSTER, "start")
+    code, out = await command(*cluster_command("start"))
     if code != 0:
         raise RuntimeError(f"Postgres did not come back: {out}")

@@ -76,7 +76,7 @@ async def duplicates_and_reordering(ctx: Context) -> Row:
             timeout_s=30,
         )
         copies = bodies * 3
-        random.shuffle(copies)
+        ctx.random.shuffle(copies)
         connection = await aio_pika.connect_robust(ctx.amqp_url)
         try:
             await (await (await connection.channel()).get_queue(topology.ledger_queue)).purge()
@@ -106,7 +106,7 @@ async def duplicates_and_reordering(ctx: Context) -> Row:
         return await measure(stack, row)
 
 
-def poison(index: int, job_id: uuid.UUID) -> tuple[bytes, str]:
+def poison(index: int, job_id: uuid.UUID, rng: random.Random) -> tuple[bytes, str]:
     """The ``index``-th malformed message and its routing key: bad JSON, wrong shapes, an
     unknown schema version, an unknown type, binary junk."""
     real = {
@@ -125,7 +125,7 @@ def poison(index: int, job_id: uuid.UUID) -> tuple[bytes, str]:
         json.dumps({**real, "event_type": "DaoExploded"}).encode(),
         json.dumps({**real, "payload": {"score": "lots"}}).encode(),
         json.dumps([real]).encode(),
-        random.randbytes(64),
+        rng.randbytes(64),
         json.dumps({**real, "job_id": "'; DROP TABLE job_events; --"}).encode(),
         b"",
     ]
@@ -161,7 +161,7 @@ async def poison_messages(ctx: Context) -> Row:
         pids = {name: p.process.pid for name, p in stack.processes.items() if p.process}
         await stack.trigger()
         topology = stack.names.topology
-        messages = [poison(i, uuid.uuid4()) for i in range(count)]
+        messages = [poison(i, uuid.uuid4(), ctx.random) for i in range(count)]
         connection = await aio_pika.connect_robust(ctx.amqp_url)
         try:
             channel = await publisher_channel(connection)

@@ -1,30 +1,98 @@
-"""The fake Resend and Slack of the campaign: they count what they accepted, and can fail.
+"""The fake Resend and Slack of the campaign: they keep every email they took, and can fail
+or hold a request.
 
-Counting what a provider *accepted* (answered 2xx with a new email) rather than what it was
-sent is what tells a retry under the same ``Idempotency-Key`` (harmless: Resend answers it
-with the first email) from a real duplicate (a second email in the admin's inbox).
+An inbox is what is counted. Every request the fake Resend answers 2xx (or holds until the
+sender is killed: a provider that got the request may well have sent it) is an email taken;
+requests under the same ``Idempotency-Key`` are one email (Resend answers a retry with the
+first email), and every request without a key is an email of its own. Each email is
+attributed to its job and outcome from its content (the admin link carries the job id, the
+subject says what happened), so the campaign can assert exactly one email per outcome and
+count any second email for the same (job, outcome) as a duplicate, whatever its key said.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections import Counter
+from dataclasses import dataclass
+from types import TracebackType
 
 from aiohttp import web
 
 from tests.support.fake_resend import FakeResend, Recorded, resend_error
 from tests.support.fake_slack import FakeSlack
 
+_JOB_LINK = re.compile(
+    r"/admin/jobs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+)
+
+OUTCOME_OF_EVENT = {"JobFinished": "finished", "JobAbandoned": "abandoned", "JobMissed": "missed"}
+"""The outcome an outcome event's email reports (success, warning, recovered and failure
+are four ways to report one finished run: two of them for one run are a duplicate)."""
+
+
+def outcome_of_subject(subject: str) -> str:
+    """``abandoned``, ``missed`` or ``finished``, from an alert email's subject."""
+    if " abandoned (no progress" in subject:
+        return "abandoned"
+    if " missed its " in subject:
+        return "missed"
+    return "finished"
+
+
+@dataclass(frozen=True)
+class Email:
+    """One email taken: the job its link names (None when none), its outcome, its key."""
+
+    job_id: str | None
+    outcome: str
+    key: str | None
+    subject: str
+
+
+def email_of(request: Recorded) -> Email:
+    """The :class:`Email` a ``POST /emails`` request carries."""
+    body = request.json if isinstance(request.json, dict) else {}
+    subject = str(body.get("subject", ""))
+    found = _JOB_LINK.search(f"{body.get('text', '')} {body.get('html', '')}")
+    return Email(
+        found.group(1) if found else None,
+        outcome_of_subject(subject),
+        request.header("Idempotency-Key"),
+        subject,
+    )
+
 
 class CountingResend(FakeResend):
-    """A :class:`FakeResend` that counts accepted emails per idempotency key, and answers
-    500 to every request while ``failing`` (scripted replies still come first)."""
+    """A :class:`FakeResend` that keeps every email it took; answers 500 to every request
+    while ``failing``; and, once :meth:`hold_next` is called, holds the next request until
+    :meth:`release` (scripted replies still come first)."""
 
     def __init__(self, api_key: str) -> None:
         super().__init__(api_key)
         self.failing = False
-        self.accepted: Counter[str] = Counter()
-        self._seen: set[str] = set()
+        self.taken: list[Email] = []
+        self._hold: asyncio.Event | None = None
+        self._held: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    def hold_next(self) -> None:
+        """Hold the next request: it is taken (an email) but not answered until released."""
+        self._hold = asyncio.Event()
+        self.holding.clear()
+
+    def release(self) -> None:
+        """Let a held request be answered (its sender is usually dead by then)."""
+        if self._held is not None:
+            self._held.set()
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+        await super().__aexit__(t, e, tb)
 
     async def default_reply(self, request: Recorded) -> web.StreamResponse:
         if self.failing:
@@ -32,26 +100,34 @@ class CountingResend(FakeResend):
                 resend_error(500, "internal_server_error", "chaos: provider down").json,
                 status=500,
             )
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            self._held = hold
+            self.taken.append(email_of(request))
+            self.holding.set()
+            await hold.wait()
+            return web.json_response({"id": "email-held"})
         response = await super().default_reply(request)
-        key = request.header("Idempotency-Key") or f"no-key:{len(self.requests)}"
-        if response.status < 300 and key not in self._seen:
-            self._seen.add(key)
-            self.accepted[key] += 1
-        elif response.status < 300 and key.startswith("no-key:"):
-            self.accepted[key] += 1
+        if response.status < 300:
+            self.taken.append(email_of(request))
         return response
 
-    def emails_sent(self) -> int:
-        """Distinct emails the provider accepted (an inbox would show this many)."""
-        return sum(self.accepted.values())
+    def inbox(self) -> Counter[tuple[str | None, str]]:
+        """Emails per (job id, outcome) as an inbox shows them: one per key, one per
+        request without a key."""
+        keys: set[str] = set()
+        inbox: Counter[tuple[str | None, str]] = Counter()
+        for email in self.taken:
+            if email.key is not None:
+                if email.key in keys:
+                    continue
+                keys.add(email.key)
+            inbox[(email.job_id, email.outcome)] += 1
+        return inbox
 
-    def duplicate_emails(self) -> int:
-        """Emails beyond the first per (job, kind): a key is ``{job_id}/{kind}``, and an email
-        without a key is counted against the job whose id its body holds."""
-        per_outcome: Counter[str] = Counter()
-        for key, count in self.accepted.items():
-            per_outcome[key] += count
-        return sum(count - 1 for count in per_outcome.values() if count > 1)
+    def emails_sent(self) -> int:
+        """Distinct emails taken (an inbox would show this many)."""
+        return sum(self.inbox().values())
 
 
 class CountingSlack(FakeSlack):

@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 import aio_pika
 import asyncpg
 
-from contracts.topology import Topology
+from tests.chaos.names import Names, Service, StackOptions
 from tests.chaos.providers import CountingResend, CountingSlack
+from tests.chaos.runs import ExpectedRun, ExpectedStatus
+from tests.chaos.tap import ExchangeTap
 from tests.support.broker import eventually
 from tests.support.processes import SCRIPTS, ServiceProcess, free_port, wait_http_ok
 
-Service = Literal["ledger", "notifier", "worker"]
 PASSWORD = "chaos-admin-password-0123456789"
 RESEND_KEY = "re_chaos_key"
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Variables a developer's shell may hold that would change what the services do.
 _SCRUBBED = (
@@ -39,48 +41,6 @@ _SCRUBBED = (
     "EMAIL_TRANSPORT CACHE_REVALIDATE_URL GOVERNANCE_SOURCE GOVERNANCE_DATA ADMIN_PASSWORD "
     "JOB_STALE_AFTER WATCHDOG_INTERVAL HEALTH_PORT HTTP_PORT"
 ).split()
-
-
-@dataclass(frozen=True)
-class Names:
-    """Everything a stack names in Postgres and RabbitMQ."""
-
-    run_id: str
-
-    @classmethod
-    def fresh(cls) -> Names:
-        return cls(uuid.uuid4().hex[:10])
-
-    @property
-    def recalc_schema(self) -> str:
-        return f"chaos_{self.run_id}_recalc"
-
-    @property
-    def ledger_schema(self) -> str:
-        return f"chaos_{self.run_id}_ledger"
-
-    @property
-    def notifier_schema(self) -> str:
-        return f"chaos_{self.run_id}_notifier"
-
-    @property
-    def topology(self) -> Topology:
-        prefix = f"chaos.{self.run_id}"
-        return Topology(
-            exchange=f"{prefix}.events",
-            ledger_queue=f"{prefix}.job-ledger.events",
-            notifier_queue=f"{prefix}.notifier.events",
-            commands_queue=f"{prefix}.recalculator.commands",
-        )
-
-
-@dataclass
-class StackOptions:
-    """What a scenario changes in the stack: link URLs per service and extra settings."""
-
-    database_urls: dict[Service, str] = field(default_factory=dict)
-    amqp_urls: dict[Service, str] = field(default_factory=dict)
-    env: dict[Service, dict[str, str]] = field(default_factory=dict)
 
 
 class Stack:
@@ -105,6 +65,9 @@ class Stack:
         self.ports: dict[Service, int] = {s: free_port() for s in ("ledger", "notifier", "worker")}
         self.processes: dict[Service, ServiceProcess] = {}
         self.pool: asyncpg.Pool | None = None
+        self.tap = ExchangeTap(amqp_url, self.names.topology)
+        self.expected: list[ExpectedRun] = []
+        """Every run this stack was asked for, in order, with how it must end."""
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -112,12 +75,15 @@ class Stack:
         await self._stack.enter_async_context(self.resend)
         await self._stack.enter_async_context(self.slack)
         self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
+        await self.tap.declare()
         for service in ("ledger", "notifier", "worker"):
             argv = {
                 "ledger": ["job-ledger", "serve", "--port", str(self.ports["ledger"])],
                 "notifier": ["notifier", "serve", "--port", str(self.ports["notifier"])],
                 "worker": ["recalculator", "worker"],
             }[service]
+            if mutant := self.options.mutants.get(service):
+                argv = ["python", "-m", "tests.chaos.mutants", mutant, *argv]
             self.processes[service] = ServiceProcess(service, argv, self.env(service), self.work)
         return self
 
@@ -144,6 +110,7 @@ class Stack:
                     await self.pool.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             await self.pool.close()
             self.pool = None
+        await self.tap.delete()
         with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
             connection = await aio_pika.connect(self.amqp_url, timeout=10)
             try:
@@ -193,6 +160,8 @@ class Stack:
             HEALTH_PORT=str(self.ports[service]),
             SHUTDOWN_GRACE="5s",
         )
+        if service in self.options.mutants:
+            env["PYTHONPATH"] = str(REPOSITORY)  # python -m tests.chaos.mutants from anywhere
         env.update(self.options.env.get(service, {}))
         return env
 
@@ -242,14 +211,23 @@ class Stack:
         if code != 0:
             raise RuntimeError(f"daos import failed ({code}): {out}{err}")
 
-    async def trigger(self, dao_ids: list[str] | None = None) -> uuid.UUID:
-        """``recalculator trigger`` (of ``dao_ids`` only, when given); returns the request id
-        it printed. Raises ``RuntimeError`` on a non-zero exit."""
+    async def trigger(
+        self, dao_ids: list[str] | None = None, expect: ExpectedStatus = "completed"
+    ) -> uuid.UUID:
+        """``recalculator trigger`` (of ``dao_ids`` only, when given) of a run that must end
+        ``expect`` (:attr:`expected`); returns the request id it printed. Raises
+        ``RuntimeError`` on a non-zero exit."""
         daos = [arg for dao in dao_ids or [] for arg in ("--dao", dao)]
         code, out, err = await self.cli("worker", "trigger", "--trigger", "manual", *daos)
         if code != 0:
             raise RuntimeError(f"trigger failed ({code}): {err}")
+        asked = frozenset(dao_ids) if dao_ids else self.registry()
+        self.expected.append(ExpectedRun(asked, expect))
         return uuid.UUID(out.strip().splitlines()[-1])
+
+    def registry(self) -> frozenset[str]:
+        """The ids of the stack's DAOs (all active): what a run of all DAOs covers."""
+        return frozenset(str(d["id"]) for d in json.loads(self.daos_path.read_text()))
 
     # --- reading the stack's own tables ------------------------------------------------
 

@@ -15,6 +15,7 @@ SMALL = [
     "consumer-crashes",
     "producer-crash",
     "network-faults",
+    "in-flight",
     "duplicates",
     "poison",
     "providers",
@@ -27,6 +28,7 @@ async def test_the_small_campaign_loses_and_duplicates_nothing(
     name: str, database_url: str, amqp_url: str, tmp_path: Path
 ) -> None:
     context = Context(SCALES["small"], tmp_path, database_url, amqp_url)
+    print(f"seed {context.seed} (python -m tests.chaos --scale small --seed {context.seed})")
     row = await run_scenario(name, scenarios()[name], context)
     assert row.passed, f"service logs under {tmp_path}\n{table([row])}"
     assert row.stored > 0 and row.published > 0, table([row])
