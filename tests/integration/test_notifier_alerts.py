@@ -184,6 +184,15 @@ def cases() -> dict[str, Case]:
             ["The last scheduled run was missed (it never started); this one completed."],
             before=[missed(AT - timedelta(days=7))],
         ),
+        "no DAO scored (empty registry): warning": Case(
+            scoped(finished("completed", 0, 0), "all"),
+            "warning",
+            "⚠️ Weekly GVS Recalculation completed with warnings: 0/0 DAOs",
+            YELLOW,
+            ["No DAO was scored (none was found to score): the rankings were not updated."],
+            "warning",
+            ["No DAO was scored"],
+        ),
         "cache not revalidated while configured: warning": Case(
             finished("completed", 10, 10, cache_invalidated=False),
             "warning",

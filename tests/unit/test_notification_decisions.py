@@ -204,6 +204,21 @@ def test_the_next_30_dao_week_after_that_retry_is_measured_against_the_50_dao_we
     )
 
 
+def test_a_completed_run_that_scored_no_dao_is_a_warning_not_a_success() -> None:
+    empty = finished(total=0, scope="all")
+    alert = build_alert(
+        empty, "warning", previous(total=50), revalidation_configured=True, admin_base_url=ADMIN
+    )
+    assert decide(empty, History()) == [
+        Notification("email", "warning"),
+        Notification("slack", "warning"),
+    ]
+    # Said once, not also as a 100% drop.
+    assert alert.warnings == (
+        "No DAO was scored (none was found to score): the rankings were not updated.",
+    )
+
+
 def test_a_run_of_unknown_scope_is_not_checked_for_a_drop() -> None:
     assert decide(finished(total=3, scope=None), previous(total=50)) == [
         Notification("email", "success")

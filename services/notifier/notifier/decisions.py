@@ -21,9 +21,10 @@ JobFinished        ``completed``                               success     (3)
 =================  ==========================================  ==========  ==========
 
 (1) A ranking warning says the rankings may not really have been updated, so "green" would
-    lie: a run of scope ``all`` whose ``daos_total`` is more than 20% below the baseline's
-    (:attr:`History.baseline`: the last completed run of scope ``all``), or
-    ``cache_invalidated`` false while cache revalidation is configured. It outranks the
+    lie: a run that scored no DAO at all (an empty registry), a run of scope ``all`` whose
+    ``daos_total`` is more than 20% below the baseline's (:attr:`History.baseline`: the last
+    completed run of scope ``all``), or ``cache_invalidated`` false while cache
+    revalidation is configured. It outranks the
     recovery: the warning email still says the job recovered (``Alert.recovered_from``).
 (2) A setback is the job name's previous outcome (:attr:`History.previous`: the latest
     JobFinished of any scope, JobAbandoned or JobMissed before this event, of another job)
@@ -165,14 +166,19 @@ def ranking_warnings(
     """Return the sentences saying why a completed run's rankings may not have updated.
 
     Empty for a failed run (its failure email says more) and for a run with nothing wrong.
-    Only a run of scope ``all`` is checked for a drop, against :attr:`History.baseline`.
+    A run that scored no DAO updated nothing; otherwise only a run of scope ``all`` is
+    checked for a drop, against :attr:`History.baseline`.
     """
     payload = event.payload
     if payload.status != "completed":
         return []
     warnings: list[str] = []
     baseline = history.baseline
-    if payload.scope == "all" and baseline is not None and _before(event, baseline.finished_at):
+    if payload.daos_total == 0:
+        warnings.append(
+            "No DAO was scored (none was found to score): the rankings were not updated."
+        )
+    elif payload.scope == "all" and baseline is not None and _before(event, baseline.finished_at):
         drop = baseline.daos_total - payload.daos_total
         if drop * _THRESHOLD_DENOMINATOR > baseline.daos_total:
             percent = round(100 * drop / baseline.daos_total)
