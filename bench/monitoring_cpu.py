@@ -46,7 +46,14 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
-from bench.cpu import CpuMeter, broker_pids, postmaster_pid, with_descendants
+from bench.cpu import (
+    CpuMeter,
+    broker_pids,
+    cpu_seconds,
+    postmaster_pid,
+    processes_named,
+    with_descendants,
+)
 from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
 from chassis.broker import connect
@@ -86,6 +93,7 @@ async def _measure(
         "postgres": lambda: with_descendants(ctx.postmaster),
     }
     deadline = time.monotonic() + 600
+    servers = {ctx.postmaster, *processes_named("beam.smp")}
     async with CpuMeter(groups) as meter:
         began = time.perf_counter()
         assert publisher.process is not None
@@ -98,6 +106,9 @@ async def _measure(
                 raise RuntimeError("the events were not all stored within 600 s")
             await asyncio.sleep(0.1)
         wall = time.perf_counter() - began
+    if any(cpu_seconds(pid) is None for pid in servers):
+        # A restarted server's new processes would be counted from zero, its old ones lost.
+        raise RuntimeError("RabbitMQ or Postgres restarted during the measurement")
     return CpuSample(meter.seconds(), ctx.events, wall)
 
 
