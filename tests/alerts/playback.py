@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from aio_pika.abc import AbstractIncomingMessage
+
 from contracts import (
     DaoFailed,
     DaoFailedPayload,
@@ -188,10 +190,13 @@ class Playback:
         request_id = uuid.UUID(body["data"]["requestId"])
         channel = await self.stack.amqp.channel()
         queue = await channel.get_queue(self.stack.topology.commands_queue)
-        message = await self._until(
-            lambda: queue.get(fail=False), lambda m: m is not None, "the RunRequested"
-        )
+        # A consumer, as the worker is: the commands queue has a single active consumer, which
+        # RabbitMQ does not let basic.get read.
+        received: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        tag = await queue.consume(received.put)
+        message = await asyncio.wait_for(received.get(), SETTLE_TIMEOUT_S)
         await message.ack()
+        await queue.cancel(tag)
         command = parse_command(message.body)
         assert command.request_id == request_id and command.job_name == self.stack.job_name
         await self.stack.publish(
