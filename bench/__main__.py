@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     size("--api-seconds", history_api.DEFAULT_SECONDS, "wrk duration per server and round")
     size("--api-ingest-daos", api_under_ingest.DEFAULT_DAOS, "DAOs ingested under the API load")
     size("--api-rate", api_under_ingest.DEFAULT_RATE, "req/s of the API load during ingest")
+    size("--api-ingest-pace", 0, "events/s of that ingest; 0 publishes them as a backlog")
     size("--alerts", alert_latency.DEFAULT_JOBS, "JobFinished events for the alert latency")
     size("--cpu-daos", monitoring_cpu.DEFAULT_DAOS, "DAOs of the run whose events are costed")
     size("--hub-daos", hub_run.DEFAULT_DAOS, "DAOs of the run against the slow hub")
@@ -143,7 +144,11 @@ def plan(args: argparse.Namespace, endpoints: Endpoints) -> list[Stage]:
         Stage(
             "api-ingest",
             lambda: api_under_ingest.run(
-                endpoints, args.api_ingest_daos, rate=args.api_rate, rounds=rounds
+                endpoints,
+                args.api_ingest_daos,
+                rate=args.api_rate,
+                pace=args.api_ingest_pace,
+                rounds=rounds,
             ),
         ),
         Stage("alert", lambda: alert_latency.run(endpoints, args.alerts)),

@@ -4,8 +4,9 @@ One ``job-ledger serve`` (API, consumer, watchdog, relay in one process) over a 
 jobs. ``python -m bench.constant_rate`` (a process of its own) requests
 ``GET /api/admin/job-logs?limit=30`` at 200 req/s, each request at its scheduled moment, its
 latency counted from that moment. Busy: while the load runs, the events of a 20,000-DAO run
-(20,002, one job) are published pipelined onto the ledger's queue, and the load stops once the
-ledger has stored and folded them all. Quiet: the same load, as long, with nothing to ingest.
+(20,002, one job) are published onto the ledger's queue, pipelined as after an outage (or at a
+run's pace with ``--pace``), and the load stops once the ledger has stored and folded them
+all. Quiet: the same load, as long, with nothing to ingest.
 Each round is busy then quiet, after one uncounted warm-up; the figure is the median over the
 rounds of the busy p99 against the median of the quiet p99, measured in the same process.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+from aio_pika.abc import AbstractRobustConnection
 
 from bench.alert_latency import percentile
 from bench.common import (
@@ -28,6 +30,7 @@ from bench.common import (
     Figure,
     ServiceProcess,
     StageResult,
+    WireEvent,
     free_port,
     job_events,
     log_directory,
@@ -43,7 +46,7 @@ from bench.common import (
 from bench.constant_rate import MAX_SECONDS
 from bench.history_api import PASSWORD, PATH, seed
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_note
-from chassis.broker import connect
+from chassis.broker import connect, publisher_channel
 from chassis.database import create_pool
 from contracts.topology import Topology
 
@@ -91,15 +94,48 @@ class Load:
         return [float(v) for v in data["latencies_ms"]]
 
 
+async def publish_paced(
+    connection: AbstractRobustConnection, exchange_name: str, events: list[WireEvent], pace: int
+) -> None:
+    """Publish ``events`` (persistent, mandatory, confirmed) at ``pace`` events/s, in 20
+    confirmed chunks a second, or pipelined as fast as the broker allows when ``pace`` is 0."""
+    if not pace:
+        await publish_pipelined(connection, exchange_name, events)
+        return
+    channel = await publisher_channel(connection)
+    try:
+        exchange = await channel.get_exchange(exchange_name, ensure=False)
+        chunk = max(1, pace // 20)
+        began = time.perf_counter()
+        for start in range(0, len(events), chunk):
+            delay = began + start / pace - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await asyncio.gather(
+                *(
+                    exchange.publish(e.message(), e.routing_key, mandatory=True)
+                    for e in events[start : start + chunk]
+                )
+            )
+    finally:
+        await channel.close()
+
+
 async def _ingest(
-    endpoints: Endpoints, topology: Topology, pool: asyncpg.Pool, daos: int, ledger: ServiceProcess
+    endpoints: Endpoints,
+    topology: Topology,
+    pool: asyncpg.Pool,
+    daos: int,
+    pace: int,
+    ledger: ServiceProcess,
 ) -> int:
-    """Publish one ``daos``-DAO job's events and wait until the ledger folded them all."""
+    """Publish one ``daos``-DAO job's events (at ``pace`` events/s, 0: as fast as possible)
+    and wait until the ledger folded them all."""
     events = job_events(daos)
     job_id = uuid.UUID(orjson.loads(events[0].body)["job_id"])
     connection = await connect(endpoints.amqp_url, name="bench-api-ingest")
     try:
-        await publish_pipelined(connection, topology.exchange, events)
+        await publish_paced(connection, topology.exchange, events, pace)
         deadline = time.monotonic() + 600
         while not await pool.fetchval(
             "SELECT count(*) FROM job_logs WHERE id = $1 AND events_received = $2",
@@ -122,6 +158,7 @@ async def _rounds(
     url: str,
     pool: asyncpg.Pool,
     daos: int,
+    pace: int,
     rate: int,
     rounds: int,
     folder: Path,
@@ -136,7 +173,7 @@ async def _rounds(
         load = Load(url, rate, MAX_SECONDS, folder, f"busy-{index}")
         await load.begin()
         began = time.monotonic()
-        await _ingest(endpoints, topology, pool, daos, ledger)
+        await _ingest(endpoints, topology, pool, daos, pace, ledger)
         lasted = time.monotonic() - began
         busy.append(await load.finish(early=True))
         load = Load(url, rate, max(1.0, lasted), folder, f"quiet-{index}")
@@ -150,10 +187,12 @@ async def run(
     daos: int = DEFAULT_DAOS,
     jobs: int = DEFAULT_JOBS,
     rate: int = DEFAULT_RATE,
+    pace: int = 0,
     log_dir: Path | None = None,
     rounds: int = DEFAULT_ROUNDS,
 ) -> StageResult:
-    """Seed ``jobs`` jobs, start the ledger, and measure busy and quiet ``rounds`` times."""
+    """Seed ``jobs`` jobs, start the ledger, and measure busy and quiet ``rounds`` times; the
+    run's events are published at ``pace`` events/s (0: pipelined, as after an outage)."""
     async with (
         scratch_topology(endpoints.amqp_url, "api-ingest") as topology,
         scratch_schema(endpoints.database_url, "api_ingest") as schema,
@@ -177,7 +216,7 @@ async def run(
                     await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
                     url = f"http://127.0.0.1:{port}{PATH}"
                     busy, quiet = await _rounds(
-                        endpoints, topology, ledger, url, pool, daos, rate, rounds, logs
+                        endpoints, topology, ledger, url, pool, daos, pace, rate, rounds, logs
                     )
             finally:
                 await pool.close()
@@ -185,11 +224,12 @@ async def run(
     quiet_p99 = Spread.of([percentile(r, 0.99) for r in quiet])
     busy_p50 = Spread.of([percentile(r, 0.50) for r in busy])
     quiet_p50 = Spread.of([percentile(r, 0.50) for r in quiet])
+    arriving = f"at {pace:,} events/s" if pace else "as a backlog (pipelined)"
     result = StageResult(STAGE)
     result.figures.append(
         Figure(
             STAGE,
-            f"p99 ms at {rate} req/s while a {daos:,}-DAO run's events are ingested"
+            f"p99 ms at {rate} req/s while a {daos:,}-DAO run's events arrive {arriving}"
             " (limit: the same API's p99, quiet, same process)",
             "ms",
             busy_p99.median,
@@ -212,5 +252,11 @@ async def run(
 
 if __name__ == "__main__":
     stage_cli(
-        __doc__, run, daos=DEFAULT_DAOS, jobs=DEFAULT_JOBS, rate=DEFAULT_RATE, rounds=DEFAULT_ROUNDS
+        __doc__,
+        run,
+        daos=DEFAULT_DAOS,
+        jobs=DEFAULT_JOBS,
+        rate=DEFAULT_RATE,
+        pace=0,
+        rounds=DEFAULT_ROUNDS,
     )

@@ -115,7 +115,7 @@ async def test_the_api_under_ingest_stage_loads_the_api_at_a_constant_rate(
     endpoints: Endpoints, tmp_path: Path
 ) -> None:
     result = await api_under_ingest.run(
-        endpoints, daos=1000, jobs=50, rate=50, log_dir=tmp_path, rounds=1
+        endpoints, daos=1000, jobs=50, rate=50, pace=2000, log_dir=tmp_path, rounds=1
     )
     (figure,) = _sane(result, 1)
     assert figure.unit == "ms"
