@@ -53,9 +53,9 @@ class Spread:
 
 def spread_note(ours: Spread, limit: Spread | None, fmt: str = "{:,.0f}") -> str:
     """The note beside a figure read as a median: each side's spread over its rounds."""
-    parts = [
-        f"median of {len(ours.values)} rounds; ours {fmt.format(ours.low)}–{fmt.format(ours.high)}"
-    ]
+    rounds = len(ours.values)
+    label = "1 round" if rounds == 1 else f"median of {rounds} rounds"
+    parts = [f"{label}; ours {fmt.format(ours.low)}–{fmt.format(ours.high)}"]
     if limit is not None:
         parts.append(f"limit {fmt.format(limit.low)}–{fmt.format(limit.high)}")
     return ", ".join(parts)
