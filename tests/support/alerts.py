@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts.events import Failure, NotificationKind
-from notifier.decisions import Alert
+from notifier.alert import Alert
 
 JOB_ID = UUID("6f1c2a52-7d0e-4a8e-9a51-3c1f0f1b2c3d")
 ADMIN_URL = f"https://chainsights.one/admin/jobs/{JOB_ID}"

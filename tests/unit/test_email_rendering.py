@@ -9,7 +9,7 @@ from typing import Any, get_args
 import pytest
 
 from contracts.events import NotificationKind
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.rendering import RenderedEmail, format_timestamp, human_duration, render_email
 from tests.support.alerts import ADMIN_URL, EVIL_NAME, six_of_ten_failed, weekly_run_alert
 

@@ -20,8 +20,8 @@ from contracts.events import (
     JobStatus,
     Scope,
 )
+from notifier.alert import Alert
 from notifier.decisions import (
-    Alert,
     Notification,
     build_alert,
     decide_notifications,

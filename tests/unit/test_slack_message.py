@@ -8,7 +8,7 @@ import pytest
 
 from contracts.events import Failure, NotificationKind
 from notifier import slack_message
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.slack_message import build_slack_payload, escape_slack_text
 from tests.support.alerts import ADMIN_URL, six_of_ten_failed, weekly_run_alert
 

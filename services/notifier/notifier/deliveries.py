@@ -31,7 +31,7 @@ from contracts.events import (
     routing_key,
     truncate_error,
 )
-from notifier.decisions import Alert
+from notifier.alert import Alert
 
 FinalState = Literal["sent", "failed", "skipped"]
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from contracts.events import Channel
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.rendering import RenderedEmail, render_email
 from notifier.transport import DeliveryFailed
 

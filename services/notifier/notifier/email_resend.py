@@ -23,7 +23,7 @@ import resend
 from resend.exceptions import ResendError
 
 from contracts.events import Channel
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.rendering import render_email
 from notifier.transport import DeliveryFailed, parse_retry_after
 

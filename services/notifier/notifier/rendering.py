@@ -15,7 +15,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from notifier.decisions import Alert
+from notifier.alert import Alert
 
 
 @dataclass(frozen=True, slots=True)

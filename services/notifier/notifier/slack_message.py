@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.events import NotificationKind
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.rendering import format_timestamp, human_duration
 
 MAX_BLOCKS = 50

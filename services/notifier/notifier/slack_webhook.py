@@ -12,7 +12,7 @@ from __future__ import annotations
 import aiohttp
 
 from contracts.events import Channel
-from notifier.decisions import Alert
+from notifier.alert import Alert
 from notifier.slack_message import build_slack_payload
 from notifier.transport import DeliveryFailed, http_status_failure
 

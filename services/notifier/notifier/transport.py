@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from contracts.events import Channel
-from notifier.decisions import Alert
+from notifier.alert import Alert
 
 
 class DeliveryFailed(Exception):
