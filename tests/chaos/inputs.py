@@ -110,7 +110,7 @@ def poison(index: int, job_id: uuid.UUID, rng: random.Random) -> tuple[bytes, st
     """The ``index``-th malformed message and its routing key: bad JSON, wrong shapes, an
     unknown schema version, an unknown type, binary junk."""
     real = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "event_type": "DaoProcessed",
         "schema_version": 1,
         "job_id": str(job_id),
@@ -161,7 +161,10 @@ async def poison_messages(ctx: Context) -> Row:
         pids = {name: p.process.pid for name, p in stack.processes.items() if p.process}
         await stack.trigger()
         topology = stack.names.topology
-        messages = [poison(i, uuid.uuid4(), ctx.random) for i in range(count)]
+        messages = [
+            poison(i, uuid.UUID(int=ctx.random.getrandbits(128), version=4), ctx.random)
+            for i in range(count)
+        ]
         connection = await aio_pika.connect_robust(ctx.amqp_url)
         try:
             channel = await publisher_channel(connection)
