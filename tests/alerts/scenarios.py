@@ -51,7 +51,7 @@ class Run:
         what = f"{self.total - self.failed} of {self.total} DAOs scored"
         if self.fatal:
             what = f"stopped by a fatal error after {self.total} DAOs were listed"
-        scope = "every active DAO" if self.scope == "all" else f"a {self.trigger} of chosen DAOs"
+        scope = "every active DAO" if self.scope == "all" else f"chosen DAOs ({self.trigger})"
         extra = "" if self.cache_invalidated else ", cache not revalidated"
         copies = f", its JobFinished delivered {self.copies} times" if self.copies > 1 else ""
         return f"{self.label}: {scope}, {what}{extra}{copies}"
