@@ -1,5 +1,11 @@
 """``job-ledger``: serve (API, consumer, watchdog, outbox relay), rebuild, dead-letters, migrate.
 
+``serve --role`` chooses what one process runs: ``all`` (the default) everything in one
+process; ``api`` the HTTP API and admin pages alone; ``fold`` the consumer, the watchdog and
+the outbox relay, with ``/healthz``, ``/readyz`` and ``/metrics`` only. An ``api`` and a
+``fold`` process on the same schema and broker names together do what one ``all`` does, and
+the fold's batches then never hold up the API's event loop.
+
 Every failure to start (configuration, Postgres, RabbitMQ, bad arguments) ends as one line on
 stderr and exit code 2, never a traceback. ``rebuild`` exits 1 when it had to fix rows.
 """
@@ -23,7 +29,7 @@ from chassis.attachment import watch_attachment
 from chassis.broker import BrokerUnavailable
 from chassis.database import DatabaseUnavailable, migrate
 from chassis.deadletter import dead_letter_command
-from chassis.health import bound_port, serve_http
+from chassis.health import ReadinessCheck, bound_port, health_app, serve_http
 from chassis.lifecycle import stop_event_on_signals
 from chassis.logs import configure_logging
 from chassis.migrations import MigrationError, migration_report
@@ -37,6 +43,9 @@ from job_ledger.rebuild import rebuild
 log = logging.getLogger("job_ledger")
 
 DRAIN_TIMEOUT_S = 15.0
+
+ROLES = ("all", "api", "fold")
+"""What ``serve --role`` may run: everything, the HTTP API alone, or the fold alone."""
 
 
 class UsageError(Exception):
@@ -63,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="HTTP API and admin pages, consumer, watchdog")
     serve.add_argument("--host", help="listen address (default HTTP_HOST, 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (default HTTP_PORT, 8080)")
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all (default): everything; api: the HTTP API and admin pages only;"
+        " fold: consumer, watchdog and outbox relay, with health and metrics only",
+    )
     rebuild_cmd = commands.add_parser("rebuild", help="replay job_events into job_logs")
     rebuild_cmd.add_argument("--job", type=_job_id, help="only this job id")
     dead = commands.add_parser("dead-letters", help="the ledger's dead-letter queue")
@@ -83,39 +99,56 @@ async def apply_migrations(settings: Settings) -> list[str]:
     )
 
 
-async def serve(settings: Settings, host: str, port: int) -> int:
-    """Run until SIGTERM/SIGINT, then drain; 0 after a clean stop, 1 if a part crashed."""
-    if settings.admin_password is None:
-        raise SettingsError(
-            "invalid configuration:\n  ADMIN_PASSWORD: is required but not set"
-            " (it protects the admin API; the ledger does not serve without it)"
-        )
+async def serve(settings: Settings, host: str, port: int, role: str = "all") -> int:
+    """Run ``role`` (see :data:`ROLES`) until SIGTERM/SIGINT, then drain.
+
+    Returns 0 after a clean stop, 1 if a part crashed. Raises ``SettingsError`` when a role
+    that serves the API has no ``ADMIN_PASSWORD``.
+    """
+    serves_api = role in ("all", "api")
+    folds = role in ("all", "fold")
+    admin_password = _admin_password(settings) if serves_api else ""
     await apply_migrations(settings)
     stop = stop_event_on_signals()
-    session_secret = await asyncio.to_thread(settings.session_secret_value)
     async with bootstrap(settings) as ledger:
-        app = _web_app(ledger, settings.admin_password.get_secret_value(), session_secret)
-        await ledger.consumer.start()
-        tasks = {
-            asyncio.create_task(ledger.consumer.run(), name="consumer"),
-            asyncio.create_task(
-                watch_attachment(ledger.consumer.attachment), name="consumer-watch"
-            ),
-            asyncio.create_task(ledger.watchdog.run(), name="watchdog"),
-            asyncio.create_task(ledger.relay.run(), name="outbox-relay"),
-        }
+        readiness: dict[str, ReadinessCheck] = dict(ledger.readiness)
+        if folds:
+            readiness["consumer"] = ledger.consumer.attachment.problem
+        app = (
+            await _web_app(ledger, admin_password, readiness)
+            if serves_api
+            else health_app(readiness)
+        )
+        tasks = await _start_fold(ledger) if folds else set()
         async with serve_http(app, host, port) as server:
-            log.info("job-ledger serving on %s:%d", host, bound_port(server))
+            log.info("job-ledger (%s) serving on %s:%d", role, host, bound_port(server))
             stopper = asyncio.create_task(stop.wait(), name="stop")
             done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
             crashed = [t for t in done if t is not stopper]
             for task in crashed:
                 log.error("%s stopped unexpectedly: %r", task.get_name(), task.exception())
             stopper.cancel()
-            return await _drain(ledger, tasks, crashed=bool(crashed))
+            failed = await _stop_fold(ledger, tasks) if tasks else False
+    log.info("job-ledger stopped")
+    return 1 if crashed or failed else 0
 
 
-async def _drain(ledger: Ledger, tasks: set[asyncio.Task[None]], *, crashed: bool) -> int:
+async def _start_fold(ledger: Ledger) -> set[asyncio.Task[None]]:
+    """Attach the consumer and start the fold's tasks (consumer, its watch, watchdog, relay)."""
+    await ledger.consumer.start()
+    return {
+        asyncio.create_task(ledger.consumer.run(), name="consumer"),
+        asyncio.create_task(watch_attachment(ledger.consumer.attachment), name="consumer-watch"),
+        asyncio.create_task(ledger.watchdog.run(), name="watchdog"),
+        asyncio.create_task(ledger.relay.run(), name="outbox-relay"),
+    }
+
+
+async def _stop_fold(ledger: Ledger, tasks: set[asyncio.Task[None]]) -> bool:
+    """Let the batch in hand commit, stop the tasks, publish what the outbox holds.
+
+    Returns True if a task had failed.
+    """
     consumer_task = next(t for t in tasks if t.get_name() == "consumer")
     await ledger.consumer.stop()
     if not consumer_task.done():
@@ -129,22 +162,33 @@ async def _drain(ledger: Ledger, tasks: set[asyncio.Task[None]], *, crashed: boo
     left = await ledger.relay.drain(timeout_s=5)
     if left:
         log.warning("%d outbox messages left for the next start", left)
-    failed = crashed or any(
+    return any(
         isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError) for r in results
     )
-    log.info("job-ledger stopped")
-    return 1 if failed else 0
 
 
-def _web_app(ledger: Ledger, admin_password: str, session_secret: str) -> Starlette:
+def _admin_password(settings: Settings) -> str:
+    """``ADMIN_PASSWORD``; raises ``SettingsError`` when it is unset (the API never serves open)."""
+    if settings.admin_password is None:
+        raise SettingsError(
+            "invalid configuration:\n  ADMIN_PASSWORD: is required but not set"
+            " (it protects the admin API; the ledger does not serve without it)"
+        )
+    return settings.admin_password.get_secret_value()
+
+
+async def _web_app(
+    ledger: Ledger, admin_password: str, readiness: dict[str, ReadinessCheck]
+) -> Starlette:
+    """The API and admin pages (imported here: the other commands need none of it)."""
     from job_ledger.web.app import create_app
 
     return create_app(
         pool=ledger.pool,
         admin_password=admin_password,
         request_run=ledger.request_run,
-        readiness=ledger.readiness,
-        session_secret=session_secret,
+        readiness=readiness,
+        session_secret=await asyncio.to_thread(ledger.settings.session_secret_value),
         admin_base_url=ledger.settings.admin_base_url,
         job_name=ledger.settings.job_name,
         job_schedule=ledger.settings.job_schedule,
@@ -182,6 +226,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             args.host or settings.http_host,
             settings.http_port if args.port is None else args.port,
+            args.role,
         )
     if args.command == "rebuild":
         await apply_migrations(settings)

@@ -2,7 +2,9 @@
 
 Nothing connects at import time. :func:`bootstrap` opens the pool and the broker connection,
 declares the topology and wires the consumer, the watchdog, the outbox relay, the command
-publisher and the readiness checks; leaving the block closes them in reverse order.
+publisher and the readiness checks every role shares (the database, the broker connection);
+leaving the block closes them in reverse order. What runs is the caller's choice: ``serve
+--role api`` starts none of the consumer, the watchdog and the relay.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ledger:
-    """Everything ``job-ledger serve`` runs, built once from the settings."""
+    """Everything ``job-ledger serve`` may run, built once from the settings.
+
+    ``readiness`` holds the checks every role needs (database, broker); the consumer's own
+    check (``consumer.attachment.problem``) belongs to a process that starts the consumer.
+    """
 
     settings: Settings
     topology: Topology
@@ -144,11 +150,7 @@ async def bootstrap(
                 watchdog=watchdog,
                 relay=relay,
                 request_run=request_run,
-                readiness={
-                    "database": database_ready,
-                    "broker": broker_ready,
-                    "consumer": consumer.attachment.problem,
-                },
+                readiness={"database": database_ready, "broker": broker_ready},
                 clock=clock,
             )
         finally:
