@@ -15,9 +15,11 @@ from prometheus_client import REGISTRY
 
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
-from contracts.codec import event_body
-from contracts.events import DaoProcessed, DaoProcessedPayload
+from contracts.codec import event_body, parse_event
+from contracts.events import DaoProcessed, DaoProcessedPayload, Event
 from contracts.topology import Topology
+from job_ledger import consumer as consumer_module
+from job_ledger.consumer import PARSE_CHUNK, EventConsumer
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import collect, eventually
@@ -163,3 +165,39 @@ async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
         events = job_events(uuid.uuid4(), 5)
         await publish(amqp, declared, events)
         await eventually(lambda: stored_count(pool), lambda n: n == 5)
+
+
+async def test_a_batch_lets_the_event_loop_run_other_work_while_it_parses(
+    pool: asyncpg.Pool,
+    amqp: AbstractRobustConnection,
+    declared: Topology,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = job_events(uuid.uuid4(), 2 * PARSE_CHUNK + 20)
+    await publish(amqp, declared, events)
+    queue = await (await amqp.channel()).get_queue(declared.ledger_queue)
+    batch = [await queue.get(no_ack=False, timeout=10) for _ in events]
+    # Each parse notes how often another task has run so far: equal notes, no yield between.
+    other_work_runs = 0
+    notes: list[int] = []
+
+    def parse_noting(body: bytes) -> Event:
+        notes.append(other_work_runs)
+        return parse_event(body)
+
+    async def other_work() -> None:
+        nonlocal other_work_runs
+        while True:
+            other_work_runs += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(consumer_module, "parse_event", parse_noting)
+    running = asyncio.create_task(other_work())
+    try:
+        await EventConsumer(pool, amqp, declared.ledger).handle_batch(batch)
+    finally:
+        running.cancel()
+    chunks = [notes[i : i + PARSE_CHUNK] for i in range(0, len(notes), PARSE_CHUNK)]
+    assert [len(set(chunk)) for chunk in chunks] == [1, 1, 1], "no yield inside a chunk"
+    assert len({chunk[0] for chunk in chunks}) == 3, "a yield between chunks"
+    assert await stored_count(pool) == len(events)
