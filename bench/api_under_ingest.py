@@ -1,28 +1,31 @@
 """Stage 9, the history API while the ledger ingests: p99 at a constant rate, busy against quiet.
 
-One ``job-ledger serve`` (API, consumer, watchdog, relay in one process) over a history of
-jobs. ``python -m bench.constant_rate`` (a process of its own) requests
+The ledger over a history of jobs, in two layouts: split (the goal), a ``job-ledger serve
+--role api`` process serving the API while a ``--role fold`` process consumes, on the same
+schema and queue; and all-in-one (reported), one ``job-ledger serve`` whose event loop serves
+the API and folds. ``python -m bench.constant_rate`` (a process of its own) requests
 ``GET /api/admin/job-logs?limit=30`` at 200 req/s, each request at its scheduled moment, its
 latency counted from that moment. Busy: while the load runs, the events of a 20,000-DAO run
 (20,002, one job) are published onto the ledger's queue, pipelined as after an outage (or at a
 run's pace with ``--pace``), and the load stops once the ledger has stored and folded them
 all. Quiet: the same load, as long, with nothing to ingest.
-Each round is busy then quiet, after one uncounted warm-up; the figure is the median over the
-rounds of the busy p99 against the median of the quiet p99, measured in the same process.
+Each round starts each layout afresh (all-in-one, then split) and runs busy then quiet after
+one uncounted warm-up; a layout's figure is the median over the rounds of its busy p99
+against the median of its quiet p99, measured on the same processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import orjson
-from aio_pika.abc import AbstractRobustConnection
 
 from bench.alert_latency import percentile
 from bench.common import (
@@ -30,11 +33,10 @@ from bench.common import (
     Figure,
     ServiceProcess,
     StageResult,
-    WireEvent,
     free_port,
     job_events,
     log_directory,
-    publish_pipelined,
+    publish_paced,
     purge,
     scratch_schema,
     scratch_topology,
@@ -43,10 +45,10 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
-from bench.constant_rate import MAX_SECONDS
+from bench.constant_rate import MAX_SECONDS, Load
 from bench.history_api import PASSWORD, PATH, seed
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_note
-from chassis.broker import connect, publisher_channel
+from chassis.broker import connect
 from chassis.database import create_pool
 from contracts.topology import Topology
 
@@ -58,67 +60,41 @@ WARM_UP_S = 2.0
 GOAL = 3.0
 
 
-class Load:
-    """One run of the constant-rate load process against ``url``."""
+@dataclass(frozen=True)
+class Layout:
+    """How the ledger runs for one side: the ``serve --role`` of each of its processes.
 
-    def __init__(self, url: str, rate: int, seconds: float, folder: Path, name: str) -> None:
-        self.out = folder / f"{name}.json"
-        self.began = folder / f"{name}.began"
-        argv = [sys.executable, "-m", "bench.constant_rate", "--url", url, "--rate", str(rate)]
-        argv += ["--seconds", f"{seconds:.2f}", "--token", PASSWORD, "--out", str(self.out)]
-        argv += ["--started", str(self.began)]
-        self.process = ServiceProcess(name, argv, {}, folder)
+    The first role serves the API that is loaded; the last one folds.
+    """
 
-    async def begin(self) -> None:
-        """Start the process; return once its first request is due."""
-        await self.process.start()
-        deadline = time.monotonic() + 60
-        while not await asyncio.to_thread(self.began.exists):
-            if not self.process.running or time.monotonic() > deadline:
-                raise RuntimeError(f"the load did not start:\n{self.process.log_tail()}")
-            await asyncio.sleep(0.02)
-
-    async def finish(self, early: bool) -> list[float]:
-        """Stop the schedule (``early``) or let it end; return the latencies in ms.
-
-        Raises ``RuntimeError`` when a request failed or the process failed.
-        """
-        if early and self.process.process is not None:
-            self.process.process.terminate()
-        code = await self.process.wait(MAX_SECONDS + 30)
-        if code != 0:
-            raise RuntimeError(f"the load exited {code}:\n{self.process.log_tail()}")
-        data = orjson.loads(await asyncio.to_thread(self.out.read_bytes))
-        if data["errors"]:
-            raise RuntimeError(f"requests failed during the load {self.out.stem}: {data['errors']}")
-        return [float(v) for v in data["latencies_ms"]]
+    name: str
+    roles: tuple[str, ...]
 
 
-async def publish_paced(
-    connection: AbstractRobustConnection, exchange_name: str, events: list[WireEvent], pace: int
-) -> None:
-    """Publish ``events`` (persistent, mandatory, confirmed) at ``pace`` events/s, in 20
-    confirmed chunks a second, or pipelined as fast as the broker allows when ``pace`` is 0."""
-    if not pace:
-        await publish_pipelined(connection, exchange_name, events)
-        return
-    channel = await publisher_channel(connection)
-    try:
-        exchange = await channel.get_exchange(exchange_name, ensure=False)
-        chunk = max(1, pace // 20)
-        began = time.perf_counter()
-        for start in range(0, len(events), chunk):
-            delay = began + start / pace - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await asyncio.gather(
-                *(
-                    exchange.publish(e.message(), e.routing_key, mandatory=True)
-                    for e in events[start : start + chunk]
-                )
-            )
-    finally:
-        await channel.close()
+ALL_IN_ONE = Layout("all-in-one", ("all",))
+SPLIT = Layout("split", ("api", "fold"))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every round of one run of the stage shares."""
+
+    endpoints: Endpoints
+    topology: Topology
+    env: Mapping[str, str]
+    pool: asyncpg.Pool
+    logs: Path
+    daos: int
+    pace: int
+    rate: int
+
+
+@dataclass
+class Samples:
+    """One layout's latencies (ms), one list per round and side."""
+
+    busy: list[list[float]] = field(default_factory=list)
+    quiet: list[list[float]] = field(default_factory=list)
 
 
 async def _ingest(
@@ -127,10 +103,10 @@ async def _ingest(
     pool: asyncpg.Pool,
     daos: int,
     pace: int,
-    ledger: ServiceProcess,
+    folder: ServiceProcess,
 ) -> int:
     """Publish one ``daos``-DAO job's events (at ``pace`` events/s, 0: as fast as possible)
-    and wait until the ledger folded them all."""
+    and wait until ``folder`` (the process that consumes) folded them all."""
     events = job_events(daos)
     job_id = uuid.UUID(orjson.loads(events[0].body)["job_id"])
     connection = await connect(endpoints.amqp_url, name="bench-api-ingest")
@@ -142,8 +118,8 @@ async def _ingest(
             job_id,
             len(events),
         ):
-            if not ledger.running or time.monotonic() > deadline:
-                raise RuntimeError(f"the ledger did not fold the job:\n{ledger.log_tail()}")
+            if not folder.running or time.monotonic() > deadline:
+                raise RuntimeError(f"the ledger did not fold the job:\n{folder.log_tail()}")
             await asyncio.sleep(0.05)
         await purge(connection, topology.notifier_queue)
     finally:
@@ -151,35 +127,47 @@ async def _ingest(
     return len(events)
 
 
-async def _rounds(
-    endpoints: Endpoints,
-    topology: Topology,
-    ledger: ServiceProcess,
-    url: str,
-    pool: asyncpg.Pool,
-    daos: int,
-    pace: int,
-    rate: int,
-    rounds: int,
-    folder: Path,
-) -> tuple[list[list[float]], list[list[float]]]:
-    """Busy then quiet, ``rounds`` times; each side's latencies per round."""
-    warm_up = Load(url, rate, WARM_UP_S, folder, "warm-up")
-    await warm_up.begin()
-    await warm_up.finish(early=False)
-    busy: list[list[float]] = []
-    quiet: list[list[float]] = []
-    for index in range(rounds):
-        load = Load(url, rate, MAX_SECONDS, folder, f"busy-{index}")
+@contextlib.asynccontextmanager
+async def _serving(
+    layout: Layout, env: Mapping[str, str], logs: Path, index: int
+) -> AsyncIterator[tuple[str, ServiceProcess]]:
+    """Start ``layout``'s processes, each on a port of its own, and wait until each is ready
+    (the fold's consumer attached); yield the loaded URL and the folding process. Stops them
+    all on the way out."""
+    processes = []
+    for role in layout.roles:
+        port = free_port()
+        argv = ["job-ledger", "serve", "--role", role, "--host", "127.0.0.1"]
+        argv += ["--port", str(port)]
+        process = ServiceProcess(f"job-ledger-{role}-{index}", argv, env, logs)
+        processes.append((process, port))
+    async with contextlib.AsyncExitStack() as stack:
+        for process, port in processes:
+            await stack.enter_async_context(started(process))
+            await wait_until_http_ok(f"http://127.0.0.1:{port}/readyz", process)
+        api_port = processes[0][1]
+        yield f"http://127.0.0.1:{api_port}{PATH}", processes[-1][0]
+
+
+async def _round(setting: Setting, layout: Layout, samples: Samples, index: int) -> None:
+    """Start ``layout`` afresh, warm it up, then add one busy and one quiet sample."""
+    rate, logs = setting.rate, setting.logs
+    async with _serving(layout, setting.env, logs, index) as (url, folder):
+        name = f"{layout.name}-{index}"
+        warm_up = Load(url, rate, WARM_UP_S, PASSWORD, logs, f"warm-up-{name}")
+        await warm_up.begin()
+        await warm_up.finish(early=False)
+        load = Load(url, rate, MAX_SECONDS, PASSWORD, logs, f"busy-{name}")
         await load.begin()
         began = time.monotonic()
-        await _ingest(endpoints, topology, pool, daos, pace, ledger)
+        await _ingest(
+            setting.endpoints, setting.topology, setting.pool, setting.daos, setting.pace, folder
+        )
         lasted = time.monotonic() - began
-        busy.append(await load.finish(early=True))
-        load = Load(url, rate, max(1.0, lasted), folder, f"quiet-{index}")
+        samples.busy.append(await load.finish(early=True))
+        load = Load(url, rate, max(1.0, lasted), PASSWORD, logs, f"quiet-{name}")
         await load.begin()
-        quiet.append(await load.finish(early=False))
-    return busy, quiet
+        samples.quiet.append(await load.finish(early=False))
 
 
 async def run(
@@ -191,63 +179,85 @@ async def run(
     log_dir: Path | None = None,
     rounds: int = DEFAULT_ROUNDS,
 ) -> StageResult:
-    """Seed ``jobs`` jobs, start the ledger, and measure busy and quiet ``rounds`` times; the
+    """Seed ``jobs`` jobs, then measure both layouts busy and quiet ``rounds`` times; the
     run's events are published at ``pace`` events/s (0: pipelined, as after an outage)."""
+    measured = {layout.name: Samples() for layout in (ALL_IN_ONE, SPLIT)}
     async with (
         scratch_topology(endpoints.amqp_url, "api-ingest") as topology,
         scratch_schema(endpoints.database_url, "api_ingest") as schema,
     ):
         await seed(endpoints.database_url, schema, jobs)
+        env = service_env(
+            endpoints,
+            topology,
+            ledger_schema=schema,
+            admin_password=PASSWORD,
+            session_secret="bench-session-secret",
+            log_level="WARNING",
+        )
         with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
-            port = free_port()
-            env = service_env(
-                endpoints,
-                topology,
-                ledger_schema=schema,
-                admin_password=PASSWORD,
-                session_secret="bench-session-secret",
-                log_level="WARNING",
-            )
-            argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
-            ledger = ServiceProcess("job-ledger-api-ingest", argv, env, logs)
             pool = await create_pool(endpoints.database_url, schema, max_size=1)
+            setting = Setting(endpoints, topology, env, pool, logs, daos, pace, rate)
             try:
-                async with started(ledger):
-                    await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
-                    url = f"http://127.0.0.1:{port}{PATH}"
-                    busy, quiet = await _rounds(
-                        endpoints, topology, ledger, url, pool, daos, pace, rate, rounds, logs
-                    )
+                for index in range(rounds):
+                    for layout in (ALL_IN_ONE, SPLIT):
+                        await _round(setting, layout, measured[layout.name], index)
             finally:
                 await pool.close()
-    busy_p99 = Spread.of([percentile(r, 0.99) for r in busy])
-    quiet_p99 = Spread.of([percentile(r, 0.99) for r in quiet])
-    busy_p50 = Spread.of([percentile(r, 0.50) for r in busy])
-    quiet_p50 = Spread.of([percentile(r, 0.50) for r in quiet])
     arriving = f"at {pace:,} events/s" if pace else "as a backlog (pipelined)"
     result = StageResult(STAGE)
+    split = measured[SPLIT.name]
     result.figures.append(
-        Figure(
-            STAGE,
-            f"p99 ms at {rate} req/s while a {daos:,}-DAO run's events arrive {arriving}"
-            " (limit: the same API's p99, quiet, same process)",
-            "ms",
-            busy_p99.median,
-            quiet_p99.median,
+        _figure(
+            split,
+            f"p99 ms at {rate} req/s, API in a `serve --role api` process while a `--role fold`"
+            f" process ingests a {daos:,}-DAO run's events arriving {arriving} (limit: the same"
+            " API's p99, quiet, same processes)",
             GOAL,
-            higher_is_better=False,
-            goal_text=f"≤ {GOAL:.0f}× the quiet p99",
-            note=spread_note(busy_p99, quiet_p99, "{:.1f}"),
         )
     )
-    counts = ", ".join(f"{len(b)}/{len(q)}" for b, q in zip(busy, quiet, strict=True))
-    result.details.append(
-        f"history API under ingest ({rate} req/s, {daos:,} DAOs, ms per round): busy p99"
-        f" {busy_p99.text('{:.1f}')}, quiet p99 {quiet_p99.text('{:.1f}')}; busy p50"
-        f" {busy_p50.text('{:.1f}')}, quiet p50 {quiet_p50.text('{:.1f}')}; requests"
-        f" busy/quiet per round {counts}; busy max {max(max(b) for b in busy):.0f} ms"
+    result.figures.append(
+        _figure(
+            measured[ALL_IN_ONE.name],
+            "the same, API and fold in one `serve` process (limit: its quiet p99)",
+            None,
+        )
     )
+    for layout in (SPLIT, ALL_IN_ONE):
+        result.details.append(_detail(layout, measured[layout.name], rate, daos))
     return result
+
+
+def _figure(samples: Samples, metric: str, goal: float | None) -> Figure:
+    busy_p99 = Spread.of([percentile(r, 0.99) for r in samples.busy])
+    quiet_p99 = Spread.of([percentile(r, 0.99) for r in samples.quiet])
+    return Figure(
+        STAGE,
+        metric,
+        "ms",
+        busy_p99.median,
+        quiet_p99.median,
+        goal,
+        higher_is_better=False,
+        goal_text=f"≤ {goal:.0f}× the quiet p99" if goal is not None else "(reported)",
+        note=spread_note(busy_p99, quiet_p99, "{:.1f}"),
+    )
+
+
+def _detail(layout: Layout, samples: Samples, rate: int, daos: int) -> str:
+    def spread(rounds: list[list[float]], share: float) -> str:
+        return Spread.of([percentile(r, share) for r in rounds]).text("{:.1f}")
+
+    counts = ", ".join(
+        f"{len(b)}/{len(q)}" for b, q in zip(samples.busy, samples.quiet, strict=True)
+    )
+    return (
+        f"history API under ingest, {layout.name} ({' + '.join(layout.roles)}; {rate} req/s,"
+        f" {daos:,} DAOs, ms per round): busy p99 {spread(samples.busy, 0.99)}, quiet p99"
+        f" {spread(samples.quiet, 0.99)}; busy p50 {spread(samples.busy, 0.50)}, quiet p50"
+        f" {spread(samples.quiet, 0.50)}; requests busy/quiet per round {counts}; busy max"
+        f" {max(max(b) for b in samples.busy):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

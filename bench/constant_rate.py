@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from bench.common import ServiceProcess
+
 MAX_SECONDS = 600
 MAX_RATE = 5_000
 REQUEST_TIMEOUT_S = 10.0
@@ -105,6 +107,45 @@ async def constant_rate(
         if sent:
             await asyncio.gather(*sent)
     return result
+
+
+class Load:
+    """One run of this module as a process of its own (``python -m bench.constant_rate``),
+    loading ``url`` with the bearer ``token``, its output under ``folder``."""
+
+    def __init__(
+        self, url: str, rate: int, seconds: float, token: str, folder: Path, name: str
+    ) -> None:
+        self.out = folder / f"{name}.json"
+        self.began = folder / f"{name}.began"
+        argv = [sys.executable, "-m", "bench.constant_rate", "--url", url, "--rate", str(rate)]
+        argv += ["--seconds", f"{seconds:.2f}", "--token", token, "--out", str(self.out)]
+        argv += ["--started", str(self.began)]
+        self.process = ServiceProcess(name, argv, {}, folder)
+
+    async def begin(self) -> None:
+        """Start the process; return once its first request is due."""
+        await self.process.start()
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(self.began.exists):
+            if not self.process.running or time.monotonic() > deadline:
+                raise RuntimeError(f"the load did not start:\n{self.process.log_tail()}")
+            await asyncio.sleep(0.02)
+
+    async def finish(self, early: bool) -> list[float]:
+        """Stop the schedule (``early``) or let it end; return the latencies in ms.
+
+        Raises ``RuntimeError`` when a request failed or the process failed.
+        """
+        if early and self.process.process is not None:
+            self.process.process.terminate()
+        code = await self.process.wait(MAX_SECONDS + 30)
+        if code != 0:
+            raise RuntimeError(f"the load exited {code}:\n{self.process.log_tail()}")
+        data = orjson.loads(await asyncio.to_thread(self.out.read_bytes))
+        if data["errors"]:
+            raise RuntimeError(f"requests failed during the load {self.out.stem}: {data['errors']}")
+        return [float(v) for v in data["latencies_ms"]]
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -117,8 +117,9 @@ async def test_the_api_under_ingest_stage_loads_the_api_at_a_constant_rate(
     result = await api_under_ingest.run(
         endpoints, daos=1000, jobs=50, rate=50, pace=2000, log_dir=tmp_path, rounds=1
     )
-    (figure,) = _sane(result, 1)
-    assert figure.unit == "ms"
+    split, all_in_one = _sane(result, 2)
+    assert (split.unit, split.goal, all_in_one.unit, all_in_one.goal) == ("ms", 3.0, "ms", None)
+    assert "--role api" in split.metric
 
 
 def test_cpu_time_is_read_for_a_process_and_its_children() -> None:
