@@ -42,11 +42,11 @@ typecheck: install
 pytest: install services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The reliability campaign at full scale (~25 min): real restarts of RabbitMQ and Postgres.
+# The reliability campaign at full scale (~7 min on a quiet 2-core machine): real restarts of RabbitMQ and Postgres.
 chaos: install services
 	$(BIN)/python -m tests.chaos --scale full --write-doc docs/reliability.md
 
-# The benchmarks (~50 min on a quiet 2-core machine); not part of `make test` (a smoke
+# The benchmarks (~35 min on a quiet 2-core machine); not part of `make test` (a smoke
 # version of them is). Exits 1 when a goal is missed or a stage crashes. Each stage also
 # runs alone: python -m bench --only relay ingest …
 bench: install services tools
