@@ -32,7 +32,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     scratch_schema,
     scratch_topology,
     service_env,
@@ -40,6 +39,7 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
+from bench.stage_env import stage_logs
 from chassis.broker import connect, publisher_channel
 from contracts.topology import Topology
 
@@ -163,7 +163,7 @@ async def run(
     """Measure the bare consumer then the notifier over ``jobs`` jobs each."""
     result = StageResult(STAGE)
     resend = LoopbackResend()
-    with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+    with stage_logs(log_dir) as logs:
         async with (
             resend.serving(),
             scratch_topology(endpoints.amqp_url, "alert-bare") as bare_topology,

@@ -35,12 +35,10 @@ from bench.common import (
     StageResult,
     free_port,
     job_events,
-    log_directory,
     publish_paced,
     purge,
     scratch_schema,
     scratch_topology,
-    service_env,
     stage_cli,
     started,
     wait_until_http_ok,
@@ -48,6 +46,7 @@ from bench.common import (
 from bench.constant_rate import MAX_SECONDS, Load
 from bench.history_api import PASSWORD, PATH, seed
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_note
+from bench.stage_env import ledger_env, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool
 from contracts.topology import Topology
@@ -187,15 +186,8 @@ async def run(
         scratch_schema(endpoints.database_url, "api_ingest") as schema,
     ):
         await seed(endpoints.database_url, schema, jobs)
-        env = service_env(
-            endpoints,
-            topology,
-            ledger_schema=schema,
-            admin_password=PASSWORD,
-            session_secret="bench-session-secret",
-            log_level="WARNING",
-        )
-        with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+        env = ledger_env(endpoints, topology, schema, log_level="WARNING")
+        with stage_logs(log_dir) as logs:
             pool = await create_pool(endpoints.database_url, schema, max_size=1)
             setting = Setting(endpoints, topology, env, pool, logs, daos, pace, rate)
             try:

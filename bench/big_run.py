@@ -14,7 +14,6 @@ alternate for several rounds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     scratch_schema,
     scratch_topology,
     service_env,
@@ -39,6 +37,7 @@ from bench.common import (
     wait_until_http_ok,
 )
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
 from recalculator.bootstrap import bootstrap, migrate_schema
 from recalculator.config import Settings
@@ -164,18 +163,8 @@ async def _monitored_round(
     ):
         await prepare(endpoints, recalc_schema, data, records)
         port = free_port()
-        ledger = ServiceProcess(
-            "job-ledger-big",
-            ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            service_env(
-                endpoints,
-                topology,
-                ledger_schema=ledger_schema,
-                admin_password="bench-password",
-                session_secret="bench-session-secret",
-            ),
-            logs,
-        )
+        env = ledger_env(endpoints, topology, ledger_schema)
+        ledger = ledger_server("job-ledger-big", port, env, logs)
         recalculator = ServiceProcess(
             "recalculator-big",
             ["recalculator", "run"],
@@ -214,7 +203,7 @@ async def run(
     result = StageResult(STAGE)
     with (
         tempfile.TemporaryDirectory(prefix="bench-big-") as folder,
-        log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs,
+        stage_logs(log_dir) as logs,
     ):
         records, data = await asyncio.to_thread(write_inputs, Path(folder), daos)
         limits, ourses = await interleaved(

@@ -9,7 +9,6 @@ them in turn, three rounds, and the best round of each side counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shutil
 import sys
@@ -24,7 +23,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     scratch_schema,
     scratch_topology,
     service_env,
@@ -32,6 +30,7 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
+from bench.stage_env import ADMIN_PASSWORD, ledger_env, ledger_server, stage_logs
 from chassis.database import migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
@@ -40,7 +39,7 @@ STAGE = "history API"
 DEFAULT_JOBS = 100_000
 DEFAULT_SECONDS = 10
 DEFAULT_ROUNDS = 3
-PASSWORD = "bench-password"
+PASSWORD = ADMIN_PASSWORD
 PATH = "/api/admin/job-logs?limit=30"
 
 _SEED = """
@@ -170,7 +169,7 @@ async def run(
         scratch_schema(endpoints.database_url, "api") as schema,
     ):
         await seed(endpoints.database_url, schema, jobs)
-        with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+        with stage_logs(log_dir) as logs:
             port = free_port()
             bare = ServiceProcess(
                 "bare-api",
@@ -188,20 +187,8 @@ async def run(
                 logs,
             )
             bare_port, port = port, free_port()
-            env = service_env(
-                endpoints,
-                topology,
-                ledger_schema=schema,
-                admin_password=PASSWORD,
-                session_secret="bench-session-secret",
-                log_level="WARNING",
-            )
-            ledger = ServiceProcess(
-                "job-ledger-api",
-                ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env,
-                logs,
-            )
+            env = ledger_env(endpoints, topology, schema, log_level="WARNING")
+            ledger = ledger_server("job-ledger-api", port, env, logs)
             async with started(bare), started(ledger):
                 limit, ours = await _best_of((bare, bare_port), (ledger, port), seconds, rounds)
     label = f"{jobs:,} jobs, 50 connections, best of {rounds} × {seconds}s"

@@ -12,7 +12,6 @@ complete. The sides alternate for several rounds, each in fresh schemas and proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     purge,
     scratch_schema,
     scratch_topology,
@@ -38,6 +36,7 @@ from bench.common import (
     wait_until_http_ok,
 )
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool
 from contracts.topology import Topology
@@ -147,18 +146,8 @@ async def run_monitored(
     ):
         await prepare_registry(endpoints, schema, records)
         ledger_port, notifier_port = free_port(), free_port()
-        ledger = ServiceProcess(
-            "job-ledger-hub",
-            ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(ledger_port)],
-            service_env(
-                endpoints,
-                topology,
-                ledger_schema=ledger_schema,
-                admin_password="bench-password",
-                session_secret="bench-session-secret",
-            ),
-            logs,
-        )
+        env = ledger_env(endpoints, topology, ledger_schema)
+        ledger = ledger_server("job-ledger-hub", ledger_port, env, logs)
         notifier = ServiceProcess(
             "hub-notifier",
             ["notifier", "serve", "--port", str(notifier_port)],
@@ -199,7 +188,7 @@ async def run(
 ) -> StageResult:
     """Time the run alone and monitored, in turn, ``rounds`` times."""
     records, spaces = hub_spaces(daos)
-    with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+    with stage_logs(log_dir) as logs:
         async with (
             SlowHub(spaces, latency_ms / 1000) as hub,
             scratch_topology(endpoints.amqp_url, "hub-alone") as alone,

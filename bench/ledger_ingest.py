@@ -14,7 +14,6 @@ events by default) and samples the ledger's RSS over time.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from bench.backlog import MIN_EVENTS, Throughput, commit_span, fill_queue, stored, wait_stored
@@ -26,17 +25,16 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     mb,
     purge,
     queue_depth,
     scratch_schema,
     scratch_topology,
-    service_env,
     stage_cli,
     started,
 )
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.stage_env import ledger_env, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
@@ -69,14 +67,7 @@ async def ledger_ingest(
             await purge(connection, topology.notifier_queue)
         finally:
             await connection.close()
-        env = service_env(
-            endpoints,
-            topology,
-            ledger_schema=schema,
-            admin_password="bench-password",
-            session_secret="bench-session-secret",
-            http_host="127.0.0.1",
-        )
+        env = ledger_env(endpoints, topology, schema, http_host="127.0.0.1")
         argv = ["job-ledger", "serve", "--port", str(free_port())]
         process = ServiceProcess(f"job-ledger-{schema}", argv, env, log_dir)
         # The schema is created by the ledger's own migration at start; poll it from here.
@@ -198,7 +189,7 @@ async def run(
     """
     check_sizes(events, backlog_events)
     result = StageResult(INGEST)
-    with log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs:
+    with stage_logs(log_dir) as logs:
         limit, ours, _ = await _ingest_rounds(endpoints, events, logs, rounds, sample_memory=False)
         result.figures.append(
             Figure(

@@ -20,7 +20,6 @@ rounds; the figure is CPU milliseconds per event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import tempfile
 import time
@@ -37,11 +36,9 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    log_directory,
     purge,
     scratch_schema,
     scratch_topology,
-    service_env,
     stage_cli,
     started,
     wait_until_http_ok,
@@ -56,6 +53,7 @@ from bench.cpu import (
 )
 from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
@@ -174,15 +172,8 @@ async def our_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
         await migrate(url, relay_schema, [OUTBOX_MIGRATIONS])
         await _fill_outbox(url, ctx.source_schema, relay_schema, ctx.topology.exchange)
         port = free_port()
-        env = service_env(
-            ctx.endpoints,
-            ctx.topology,
-            ledger_schema=ledger_schema,
-            admin_password="bench-password",
-            session_secret="bench-session-secret",
-        )
-        argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        ledger = ServiceProcess("cost-ledger", argv, env, ctx.logs)
+        env = ledger_env(ctx.endpoints, ctx.topology, ledger_schema)
+        ledger = ledger_server("cost-ledger", port, env, ctx.logs)
         ready = folder / f"relay-{index}"
         relay = helper_process("cost-relay", ["relay", "--schema", relay_schema], ctx, ready)
         async with started(ledger), started(relay):
@@ -226,7 +217,7 @@ async def run(
     """Score a ``daos``-DAO run, then carry its events through both pipelines in turn."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-cost-") as temp,
-        log_directory() if log_dir is None else contextlib.nullcontext(log_dir) as logs,
+        stage_logs(log_dir) as logs,
     ):
         folder = Path(temp)
         records, data = await asyncio.to_thread(write_inputs, folder, daos)
