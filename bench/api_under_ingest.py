@@ -45,7 +45,7 @@ from bench.common import (
 )
 from bench.constant_rate import MAX_SECONDS, Load
 from bench.history_api import PASSWORD, PATH, seed
-from bench.rounds import DEFAULT_ROUNDS, Spread, spread_note
+from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
 from bench.stage_env import ledger_env, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool
@@ -223,16 +223,16 @@ async def run(
 def _figure(samples: Samples, metric: str, goal: float | None) -> Figure:
     busy_p99 = Spread.of([percentile(r, 0.99) for r in samples.busy])
     quiet_p99 = Spread.of([percentile(r, 0.99) for r in samples.quiet])
-    return Figure(
+    return spread_figure(
         STAGE,
         metric,
         "ms",
-        busy_p99.median,
-        quiet_p99.median,
+        busy_p99,
+        quiet_p99,
         goal,
+        f"≤ {goal:.0f}× the quiet p99" if goal is not None else "(reported)",
         higher_is_better=False,
-        goal_text=f"≤ {goal:.0f}× the quiet p99" if goal is not None else "(reported)",
-        note=spread_note(busy_p99, quiet_p99, "{:.1f}"),
+        fmt="{:.1f}",
     )
 
 

@@ -25,7 +25,6 @@ from pydantic import SecretStr
 
 from bench.common import (
     Endpoints,
-    Figure,
     ServiceProcess,
     StageResult,
     free_port,
@@ -36,7 +35,7 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
 from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
 from recalculator.bootstrap import bootstrap, migrate_schema
@@ -213,17 +212,17 @@ async def run(
         )
     limit, ours = Spread.of(limits), Spread.of(ourses)
     result.figures.append(
-        Figure(
+        spread_figure(
             STAGE,
             f"seconds, {daos:,}-DAO run on the file source until the ledger shows it complete,"
             " against the scoring alone (CPU-bound: both share this machine's cores)",
             "s",
-            ours.median,
-            limit.median,
+            ours,
+            limit,
             None,
+            "(reported, no goal)",
             higher_is_better=False,
-            goal_text="(reported, no goal)",
-            note=spread_note(ours, limit, "{:.1f}"),
+            fmt="{:.1f}",
         )
     )
     result.details.append(

@@ -23,7 +23,6 @@ from bench.alert_latency import LoopbackResend
 from bench.big_run import wait_complete
 from bench.common import (
     Endpoints,
-    Figure,
     ServiceProcess,
     StageResult,
     free_port,
@@ -35,7 +34,7 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
 from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool
@@ -213,18 +212,18 @@ async def run(
     limit_s, ours_s = Spread.of(limits), Spread.of(ourses)
     result = StageResult(STAGE)
     result.figures.append(
-        Figure(
+        spread_figure(
             STAGE,
             f"seconds, {daos:,}-DAO run, hub answering after {latency_ms} ms, default"
             " DAO_CONCURRENCY: with the ledger and notifier (until the ledger shows it"
             " complete) against without them",
             "s",
-            ours_s.median,
-            limit_s.median,
+            ours_s,
+            limit_s,
             GOAL,
+            f"≤ {GOAL}× the run without them",
             higher_is_better=False,
-            goal_text=f"≤ {GOAL}× the run without them",
-            note=spread_note(ours_s, limit_s, "{:.1f}"),
+            fmt="{:.1f}",
         )
     )
     result.details.append(

@@ -33,7 +33,7 @@ from bench.common import (
     stage_cli,
     started,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
 from bench.stage_env import ledger_env, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
@@ -192,15 +192,14 @@ async def run(
     with stage_logs(log_dir) as logs:
         limit, ours, _ = await _ingest_rounds(endpoints, events, logs, rounds, sample_memory=False)
         result.figures.append(
-            Figure(
+            spread_figure(
                 INGEST,
                 f"events/s, {events:,}-event backlog to committed job_logs",
                 "events/s",
-                ours.median,
-                limit.median,
+                ours,
+                limit,
                 0.6,
-                goal_text="≥ 60% of the limit",
-                note=spread_note(ours, limit),
+                "≥ 60% of the limit",
             )
         )
         result.details.append(
@@ -214,17 +213,17 @@ async def run(
             ours_s = Spread.of([backlog_events / rate for rate in ours.values])
             limit_s = Spread.of([backlog_events / rate for rate in limit.values])
             result.figures.append(
-                Figure(
+                spread_figure(
                     CATCH_UP,
                     f"seconds to fold a {backlog_events:,}-event backlog"
                     " (limit: the bare consumer on the same backlog)",
                     "s",
-                    ours_s.median,
-                    limit_s.median,
+                    ours_s,
+                    limit_s,
                     2.0,
+                    "≥ 50% of the limit's speed (time ≤ 2×)",
                     higher_is_better=False,
-                    goal_text="≥ 50% of the limit's speed (time ≤ 2×)",
-                    note=spread_note(ours_s, limit_s, "{:,.1f}"),
+                    fmt="{:,.1f}",
                 )
             )
             result.figures.append(_memory_figure(samplers))

@@ -32,7 +32,6 @@ import asyncpg
 from bench.big_run import prepare, scoring_limit, write_inputs
 from bench.common import (
     Endpoints,
-    Figure,
     ServiceProcess,
     StageResult,
     free_port,
@@ -52,7 +51,7 @@ from bench.cpu import (
     with_descendants,
 )
 from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_note
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
 from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
@@ -255,17 +254,17 @@ async def run(
     limit_ms = Spread.of([s.ms_per_event for s in limits])
     result = StageResult(STAGE)
     result.figures.append(
-        Figure(
+        spread_figure(
             STAGE,
             f"CPU-ms per event, the {daos + 2:,} events of a {daos:,}-DAO run, relay + broker"
             " + ledger + Postgres (limit: bare publish, consume, batched insert)",
             "CPU-ms/event",
-            ours_ms.median,
-            limit_ms.median,
+            ours_ms,
+            limit_ms,
             GOAL,
+            f"≤ {GOAL}× the bare pipeline's",
             higher_is_better=False,
-            goal_text=f"≤ {GOAL}× the bare pipeline's",
-            note=spread_note(ours_ms, limit_ms, "{:.3f}"),
+            fmt="{:.3f}",
         )
     )
     result.details.append(

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bench.common import Figure
+
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -78,3 +80,30 @@ async def interleaved(
         limits.append(await limit(index))
         ourses.append(await ours(index))
     return limits, ourses
+
+
+def spread_figure(
+    stage: str,
+    metric: str,
+    unit: str,
+    ours: Spread,
+    limit: Spread,
+    goal: float | None,
+    goal_text: str,
+    *,
+    higher_is_better: bool = True,
+    fmt: str = "{:,.0f}",
+) -> Figure:
+    """The row for a figure measured over rounds: each side's median, both spreads in its note
+    (numbers formatted with ``fmt``)."""
+    return Figure(
+        stage,
+        metric,
+        unit,
+        ours.median,
+        limit.median,
+        goal,
+        higher_is_better=higher_is_better,
+        goal_text=goal_text,
+        note=spread_note(ours, limit, fmt),
+    )
