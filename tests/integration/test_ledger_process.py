@@ -24,14 +24,13 @@ from contracts.topology import Topology
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import eventually
-from tests.support.ledger import job_events, publish, publish_raw
+from tests.support.ledger import job_events, ledger_env, publish, publish_raw
 from tests.support.processes import (
     SCRIPTS,
     ServiceProcess,
     free_port,
     run_command,
     running,
-    service_env,
     wait_http_ok,
 )
 
@@ -40,13 +39,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
-    return {
-        **service_env(database_url, amqp_url, topology),
-        "LEDGER_SCHEMA": schema,
-        "ADMIN_PASSWORD": PASSWORD,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+    return {**ledger_env(database_url, amqp_url, schema, topology), "ADMIN_PASSWORD": PASSWORD}
 
 
 def ledger(

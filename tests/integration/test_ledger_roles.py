@@ -20,14 +20,13 @@ from contracts.topology import Topology
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import consumer_count, eventually
-from tests.support.ledger import job_events, publish, take_commands
+from tests.support.ledger import job_events, ledger_env, publish, take_commands
 from tests.support.processes import (
     SCRIPTS,
     ServiceProcess,
     free_port,
     run_command,
     running,
-    service_env,
     wait_http_ok,
 )
 
@@ -38,12 +37,7 @@ AUTH = {"Authorization": f"Bearer {PASSWORD}"}
 @pytest.fixture
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
     """What both roles read; the fold needs no ``ADMIN_PASSWORD`` and gets none."""
-    return {
-        **service_env(database_url, amqp_url, topology),
-        "LEDGER_SCHEMA": schema,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+    return ledger_env(database_url, amqp_url, schema, topology)
 
 
 def serve(env: dict[str, str], tmp_path: Path, role: str, port: int) -> ServiceProcess:

@@ -39,7 +39,7 @@ from contracts.topology import Topology
 from job_ledger.recording import record_events
 from job_ledger.run_requests import record_requested, run_request
 from tests.support.broker import eventually
-from tests.support.ledger import publish, take_commands
+from tests.support.ledger import ledger_env, publish, take_commands
 from tests.support.ledger_web import (
     PASSWORD,
     error,
@@ -49,7 +49,7 @@ from tests.support.ledger_web import (
     post_json,
     press,
 )
-from tests.support.processes import ServiceProcess, free_port, running, service_env, wait_http_ok
+from tests.support.processes import ServiceProcess, free_port, running, wait_http_ok
 
 JOB = "another-job"
 ANSWERED = datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC)
@@ -62,11 +62,9 @@ async def ledger_url(
 ) -> AsyncIterator[str]:
     """The real ``job-ledger serve`` for ``another-job`` on this test's schema and broker names."""
     env = {
-        **service_env(database_url, amqp_url, topology),
-        "LEDGER_SCHEMA": schema,
+        **ledger_env(database_url, amqp_url, schema, topology),
         "ADMIN_PASSWORD": PASSWORD,
         "JOB_NAME": JOB,
-        "LOG_FORMAT": "json",
     }
     port = free_port()
     process = ServiceProcess(
@@ -115,6 +113,14 @@ async def outcome(http: aiohttp.ClientSession, url: str, request_id: uuid.UUID) 
     return body
 
 
+async def run_from_the_jobs_page(browser: aiohttp.ClientSession, ledger_url: str) -> str:
+    """Log in and press the jobs page's run button; return where the ledger redirected."""
+    await log_in(browser, ledger_url)
+    return await press(
+        browser, f"{ledger_url}/admin/jobs", "/admin/jobs/run", {"back": "/admin/jobs"}
+    )
+
+
 def answered(state: str) -> Any:
     return lambda body: body.get("data", {}).get("state") == state
 
@@ -128,10 +134,7 @@ async def test_the_buttons_and_the_api_ask_for_the_job_the_ledger_is_configured_
 ) -> None:
     status, body = await post_json(http, f"{ledger_url}/api/admin/jobs/run")
     assert (status, body["data"]["jobName"]) == (202, JOB)
-    await log_in(browser, ledger_url)
-    location = await press(
-        browser, f"{ledger_url}/admin/jobs", "/admin/jobs/run", {"back": "/admin/jobs"}
-    )
+    location = await run_from_the_jobs_page(browser, ledger_url)
     from_api, from_button = await take_commands(amqp, topology, 2)
     assert [(c.job_name, c.trigger, c.dao_ids) for c in (from_api, from_button)] == [
         (JOB, "manual", None),
@@ -148,10 +151,7 @@ async def test_a_run_accepted_by_the_worker_shows_its_job_on_the_api_and_on_the_
     amqp: AbstractRobustConnection,
     topology: Topology,
 ) -> None:
-    await log_in(browser, ledger_url)
-    location = await press(
-        browser, f"{ledger_url}/admin/jobs", "/admin/jobs/run", {"back": "/admin/jobs"}
-    )
+    location = await run_from_the_jobs_page(browser, ledger_url)
     [request] = await take_commands(amqp, topology, 1)
     _, html = await page(browser, ledger_url + location)
     assert 'data-state="pending"' in html

@@ -115,6 +115,15 @@ async def judged(ledger: Ledger) -> CheckReport:
     return await eventually(ledger.watchdog.check_once, lambda r: r.waiting is None)
 
 
+async def judged_with_backlog_folded(ledger: Ledger) -> CheckReport:
+    """Attach the consumer to fold the queued backlog; return the first check that judged,
+    once the relay has published all it holds (the consumer stopped again)."""
+    async with consuming(ledger):
+        report = await judged(ledger)
+    assert await ledger.relay.drain(timeout_s=10) == 0
+    return report
+
+
 async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
@@ -136,9 +145,7 @@ async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned
         before = await ledger.watchdog.check_once()
         assert before.abandoned == [], "judged while the job's JobFinished was still queued"
         assert before.waiting == f"the consumer is not attached to {topology.ledger_queue}"
-        async with consuming(ledger):
-            report = await judged(ledger)
-        assert await ledger.relay.drain(timeout_s=10) == 0
+        report = await judged_with_backlog_folded(ledger)
 
     assert report.abandoned == []
     status = await pool.fetchval("SELECT status::text FROM job_logs WHERE id = $1", job_id)
@@ -178,9 +185,7 @@ async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
     async with bootstrap(settings, clock=clock) as ledger:
         before = await ledger.watchdog.check_once()
         assert before.missed == [], "judged the slot while its JobStarted was still queued"
-        async with consuming(ledger):
-            report = await judged(ledger)
-        assert await ledger.relay.drain(timeout_s=10) == 0
+        report = await judged_with_backlog_folded(ledger)
 
     assert (report.started, report.missed) == ([slot], [])
     assert await drain(misses) == [], "no JobMissed went out"
@@ -208,9 +213,7 @@ async def test_a_job_that_died_while_the_ledger_was_down_is_abandoned_once_folde
     settings = ledger_settings(database_url, amqp_url, schema, topology)
     async with bootstrap(settings, clock=clock) as ledger:
         assert (await ledger.watchdog.check_once()).abandoned == []
-        async with consuming(ledger):
-            report = await judged(ledger)
-        assert await ledger.relay.drain(timeout_s=10) == 0
+        report = await judged_with_backlog_folded(ledger)
 
     assert report.abandoned == [job_id]
     row = await pool.fetchrow(

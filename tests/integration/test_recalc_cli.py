@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -16,24 +15,15 @@ from aio_pika.abc import AbstractRobustConnection
 from contracts import JobFinished, JobStarted, Topology, parse_event
 from recalculator.guard import run_lock
 from tests.support.broker import collect, consumer_count, eventually, tap_exchange
-from tests.support.processes import run_command, service_env
+from tests.support.processes import run_command
+from tests.support.recalc import recalc_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
-    return {
-        **os.environ,
-        **service_env(database_url, amqp_url, topology),
-        "RECALC_SCHEMA": schema,
-        "GOVERNANCE_SOURCE": "file",
-        "GOVERNANCE_DATA": str(REPO / "data" / "governance.sample.json"),
-        "DAO_TIMEOUT": "5s",
-        "OUTBOX_DRAIN_TIMEOUT": "10s",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+    return {**recalc_env(database_url, amqp_url, schema, topology), "OUTBOX_DRAIN_TIMEOUT": "10s"}
 
 
 async def recalculator(env: dict[str, str], *args: str) -> tuple[int, str, str]:

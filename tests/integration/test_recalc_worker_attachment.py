@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -46,10 +45,15 @@ from tests.support.processes import (
     free_port,
     run_command,
     running,
-    service_env,
     wait_http_ok,
 )
-from tests.support.recalc import GatedSource, recalc_settings, running_worker, seed_daos
+from tests.support.recalc import (
+    GatedSource,
+    recalc_env,
+    recalc_settings,
+    running_worker,
+    seed_daos,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DAOS = REPO / "data" / "daos.sample.json"
@@ -91,16 +95,7 @@ def worker_process(env: dict[str, str], tmp_path: Path, port: int) -> ServicePro
 
 @pytest.fixture
 def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
-    return {
-        **os.environ,
-        **service_env(database_url, amqp_url, topology),
-        "RECALC_SCHEMA": schema,
-        "GOVERNANCE_SOURCE": "file",
-        "GOVERNANCE_DATA": str(REPO / "data" / "governance.sample.json"),
-        "DAO_TIMEOUT": "5s",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+    return recalc_env(database_url, amqp_url, schema, topology)
 
 
 async def blocked_on_jobs(pool: asyncpg.Pool, schema: str) -> int:

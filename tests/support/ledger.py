@@ -33,8 +33,20 @@ from contracts.events import (
 from contracts.topology import Topology
 from job_ledger.consumer import EventConsumer
 from job_ledger.migrations import MIGRATIONS
+from tests.support.processes import service_env
 
 JOB_NAME = "weekly-gvs-recalculation"
+
+
+def ledger_env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+    """The environment a ``job-ledger`` process reads for this test's schema and broker names,
+    logging JSON at INFO; no ``ADMIN_PASSWORD`` (a caller serving the API adds it)."""
+    return {
+        **service_env(database_url, amqp_url, topology),
+        "LEDGER_SCHEMA": schema,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
 
 
 async def open_ledger_pool(database_url: str, schema: str) -> asyncpg.Pool:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,7 +23,10 @@ from recalculator.daos import DaoRef
 from recalculator.governance import GovernanceSource
 from recalculator.scoring import GovernanceData
 from recalculator.worker import Worker
+from tests.support.processes import service_env
 from tests.support.snapshot_hub import HubSpace, hub_proposal
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def recalc_settings(
@@ -44,6 +49,21 @@ def recalc_settings(
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def recalc_env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+    """The environment a ``recalculator`` process reads for this test's schema and broker names
+    on top of this one's: governance from the sample file, a 5 s DAO timeout, JSON logs at INFO."""
+    return {
+        **os.environ,
+        **service_env(database_url, amqp_url, topology),
+        "RECALC_SCHEMA": schema,
+        "GOVERNANCE_SOURCE": "file",
+        "GOVERNANCE_DATA": str(REPO / "data" / "governance.sample.json"),
+        "DAO_TIMEOUT": "5s",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
 
 
 def space_of(i: int) -> str:
