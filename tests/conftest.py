@@ -6,11 +6,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
-import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts.topology import Topology
+from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -41,11 +41,7 @@ async def schema(database_url: str, unique: str) -> AsyncIterator[str]:
     """A fresh Postgres schema for this test, dropped afterwards."""
     name = f"t_{unique}"
     yield name
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(database_url, name)
 
 
 @pytest.fixture
@@ -58,22 +54,7 @@ async def topology(amqp_url: str, unique: str) -> AsyncIterator[Topology]:
         commands_queue=f"test.{unique}.recalculator.commands",
     )
     yield topo
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        for spec in topo.queues():
-            for name in (spec.name, spec.dead_letter_queue):
-                channel = await connection.channel()
-                try:
-                    await channel.queue_delete(name)
-                except aio_pika.exceptions.AMQPError:
-                    pass
-        channel = await connection.channel()
-        try:
-            await channel.exchange_delete(topo.exchange)
-        except aio_pika.exceptions.AMQPError:
-            pass
-    finally:
-        await connection.close()
+    await remove_topology(amqp_url, topo)
 
 
 @pytest.fixture

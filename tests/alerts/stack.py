@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from contracts import Topology, encode_event, routing_key
 from contracts.events import Envelope
 from tests.alerts.scenarios import Scenario
+from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.processes import (
@@ -192,21 +193,5 @@ async def alert_stack(
 
 
 async def _remove(services: ServiceUrls, env: dict[str, str], topology: Topology) -> None:
-    conn = await asyncpg.connect(services.database_url)
-    try:
-        for schema in (env["LEDGER_SCHEMA"], env["NOTIFIER_SCHEMA"]):
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-    connection = await aio_pika.connect(services.amqp_url)
-    try:
-        for spec in topology.queues():
-            for name in (spec.name, spec.dead_letter_queue):
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await channel.queue_delete(name)
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(topology.exchange)
-    finally:
-        await connection.close()
+    await drop_schemas(services.database_url, env["LEDGER_SCHEMA"], env["NOTIFIER_SCHEMA"])
+    await remove_topology(services.amqp_url, topology)

@@ -9,7 +9,6 @@ in the ledger exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import time
@@ -20,12 +19,12 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-import asyncpg
 import pytest
 import pytest_asyncio
 
 from contracts import Topology, parse_event
 from tests.support.broker import drain, eventually
+from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.ledger_web import JOB_LOG_STORY_FIELDS
@@ -186,29 +185,14 @@ async def stack(
 
 
 async def _drop(database_url: str, schemas: tuple[str, ...], env: dict[str, str]) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(database_url, *schemas)
     topology = Topology(
         exchange=env["EVENTS_EXCHANGE"],
         ledger_queue=env["LEDGER_QUEUE"],
         notifier_queue=env["NOTIFIER_QUEUE"],
         commands_queue=env["COMMANDS_QUEUE"],
     )
-    connection = await aio_pika.connect(env["AMQP_URL"])
-    try:
-        for spec in topology.queues():
-            for name in (spec.name, spec.dead_letter_queue):
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await channel.queue_delete(name)
-        channel = await connection.channel()
-        await channel.exchange_delete(topology.exchange)
-    finally:
-        await connection.close()
+    await remove_topology(env["AMQP_URL"], topology)
 
 
 def fail(hub: SnapshotHub, dao_ids: list[str], faults: list[Fault]) -> None:
