@@ -26,7 +26,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    purge,
     scratch_schema,
     scratch_topology,
     service_env,
@@ -34,9 +33,8 @@ from bench.common import (
     started,
     wait_until_http_ok,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
-from bench.stage_env import ledger_env, ledger_server, stage_logs
-from chassis.broker import connect
+from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
+from bench.stage_env import interleaved_on_empty_queues, ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
 from contracts.topology import Topology
 from recalculator.bootstrap import migrate_schema
@@ -193,22 +191,16 @@ async def run(
             scratch_topology(endpoints.amqp_url, "hub-alone") as alone,
             scratch_topology(endpoints.amqp_url, "hub") as monitored,
         ):
-            connection = await connect(endpoints.amqp_url, name="bench-hub")
-            try:
 
-                async def limit(_: int) -> float:
-                    seconds = await run_alone(endpoints, alone, records, hub.url, logs)
-                    await purge(connection, alone.ledger_queue, alone.notifier_queue)
-                    return seconds
+            async def limit(_: int) -> float:
+                return await run_alone(endpoints, alone, records, hub.url, logs)
 
-                async def ours(_: int) -> float:
-                    seconds = await run_monitored(endpoints, monitored, records, hub.url, logs)
-                    await purge(connection, monitored.ledger_queue, monitored.notifier_queue)
-                    return seconds
+            async def ours(_: int) -> float:
+                return await run_monitored(endpoints, monitored, records, hub.url, logs)
 
-                limits, ourses = await interleaved(rounds, limit, ours)
-            finally:
-                await connection.close()
+            limits, ourses = await interleaved_on_empty_queues(
+                endpoints.amqp_url, "bench-hub", rounds, (limit, alone), (ours, monitored)
+            )
     limit_s, ours_s = Spread.of(limits), Spread.of(ourses)
     result = StageResult(STAGE)
     result.figures.append(

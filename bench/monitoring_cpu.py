@@ -35,7 +35,6 @@ from bench.common import (
     ServiceProcess,
     StageResult,
     free_port,
-    purge,
     scratch_schema,
     scratch_topology,
     stage_cli,
@@ -51,9 +50,8 @@ from bench.cpu import (
     with_descendants,
 )
 from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
-from bench.stage_env import ledger_env, ledger_server, stage_logs
-from chassis.broker import connect
+from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
+from bench.stage_env import interleaved_on_empty_queues, ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
@@ -234,22 +232,13 @@ async def run(
                 logs,
                 await postmaster_pid(endpoints.database_url),
             )
-            connection = await connect(endpoints.amqp_url, name="bench-cost")
-            try:
-
-                async def limit(index: int) -> CpuSample:
-                    sample = await bare_side(ctx, folder, index)
-                    await purge(connection, topology.ledger_queue, topology.notifier_queue)
-                    return sample
-
-                async def ours(index: int) -> CpuSample:
-                    sample = await our_side(ctx, folder, index)
-                    await purge(connection, topology.ledger_queue, topology.notifier_queue)
-                    return sample
-
-                limits, ourses = await interleaved(rounds, limit, ours)
-            finally:
-                await connection.close()
+            limits, ourses = await interleaved_on_empty_queues(
+                endpoints.amqp_url,
+                "bench-cost",
+                rounds,
+                (lambda index: bare_side(ctx, folder, index), topology),
+                (lambda index: our_side(ctx, folder, index), topology),
+            )
     ours_ms = Spread.of([s.ms_per_event for s in ourses])
     limit_ms = Spread.of([s.ms_per_event for s in limits])
     result = StageResult(STAGE)

@@ -1,14 +1,23 @@
-"""What several stages start the same way: the ledger's environment and process, and the
-folder their subprocesses log to."""
+"""What several stages do the same way: the ledger's environment and process, the folder
+their subprocesses log to, and rounds that each start on empty queues."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
-from bench.common import Endpoints, ServiceProcess, log_directory, service_env
+from aio_pika.abc import AbstractRobustConnection
+
+from bench.common import Endpoints, ServiceProcess, log_directory, purge, service_env
+from bench.rounds import interleaved
+from chassis.broker import connect
 from contracts.topology import Topology
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 ADMIN_PASSWORD = "bench-password"
 SESSION_SECRET = "bench-session-secret"
@@ -38,3 +47,38 @@ def ledger_server(name: str, port: int, env: dict[str, str], logs: Path) -> Serv
     """A ``job-ledger serve`` (not yet started) on 127.0.0.1:``port``."""
     argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
     return ServiceProcess(name, argv, env, logs)
+
+
+def _then_purge(
+    connection: AbstractRobustConnection,
+    measure: Callable[[int], Awaitable[T]],
+    topology: Topology,
+) -> Callable[[int], Awaitable[T]]:
+    """``measure``, followed by a purge of ``topology``'s ledger and notifier queues."""
+
+    async def round_then_purge(index: int) -> T:
+        sample = await measure(index)
+        await purge(connection, topology.ledger_queue, topology.notifier_queue)
+        return sample
+
+    return round_then_purge
+
+
+async def interleaved_on_empty_queues(
+    amqp_url: str,
+    connection_name: str,
+    rounds: int,
+    limit: tuple[Callable[[int], Awaitable[T]], Topology],
+    ours: tuple[Callable[[int], Awaitable[U]], Topology],
+) -> tuple[list[T], list[U]]:
+    """``interleaved`` rounds of each side's measurement; after each, that side's topology's
+    ledger and notifier queues are purged, so that no round inherits the last one's events.
+
+    Returns both sides' samples; any error of a side propagates (the connection is closed)."""
+    connection = await connect(amqp_url, name=connection_name)
+    try:
+        limit_side = _then_purge(connection, *limit)
+        ours_side = _then_purge(connection, *ours)
+        return await interleaved(rounds, limit_side, ours_side)
+    finally:
+        await connection.close()
