@@ -6,7 +6,6 @@ committed file differs from what the models generate.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from contracts.events import EVENT_TYPES, ROUTING_KINDS, SCHEMA_VERSION
 from contracts.topology import COMMANDS_QUEUE_DEFAULT, EXCHANGE_DEFAULT
 
 ASYNCAPI_PATH = Path(__file__).parent / "asyncapi.yaml"
+_AMQP_BINDING_VERSION = "0.3.0"
 
 _PUBLISHERS = {
     "JobStarted": "recalculator",
@@ -48,17 +48,6 @@ def _channel_name(event_type: str) -> str:
 
 def build_document() -> dict[str, Any]:
     """Return the AsyncAPI document as plain data."""
-    exchange_binding = {
-        "is": "routingKey",
-        "exchange": {
-            "name": EXCHANGE_DEFAULT,
-            "type": "topic",
-            "durable": True,
-            "autoDelete": False,
-            "vhost": "/",
-        },
-        "bindingVersion": "0.3.0",
-    }
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -69,37 +58,21 @@ def build_document() -> dict[str, Any]:
             "description": f"{event_type}, published by the {_PUBLISHERS[event_type]}.",
             "parameters": {"job_name": {"description": "The job, e.g. weekly-gvs-recalculation."}},
             "messages": {event_type: {"$ref": f"#/components/messages/{event_type}"}},
-            # A copy each, so that the YAML has no anchors for a reader to chase.
-            "bindings": {"amqp": copy.deepcopy(exchange_binding)},
+            "bindings": {"amqp": _exchange_binding()},
         }
         operations[f"receive{event_type}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{name}"},
             "summary": f"Subscribe to {event_type} (bind '#.{ROUTING_KINDS[event_type]}').",
+            "bindings": {"amqp": _operation_binding("receive")},
         }
         messages[event_type] = _message(event_type)
-    channels["runRequested"] = {
-        "address": COMMANDS_QUEUE_DEFAULT,
-        "description": "Commands to the recalculator, published to the default exchange.",
-        "messages": {"RunRequested": {"$ref": "#/components/messages/RunRequested"}},
-        "bindings": {
-            "amqp": {
-                "is": "queue",
-                "queue": {
-                    "name": COMMANDS_QUEUE_DEFAULT,
-                    "durable": True,
-                    "exclusive": False,
-                    "autoDelete": False,
-                    "vhost": "/",
-                },
-                "bindingVersion": "0.3.0",
-            }
-        },
-    }
+    channels["runRequested"] = _commands_channel()
     operations["sendRunRequested"] = {
         "action": "send",
         "channel": {"$ref": "#/channels/runRequested"},
         "summary": "Ask for a run of all active DAOs, or of a subset.",
+        "bindings": {"amqp": _operation_binding("send")},
     }
     messages["RunRequested"] = _message("RunRequested")
     return {
@@ -123,7 +96,64 @@ def build_document() -> dict[str, Any]:
     }
 
 
+def _exchange_binding() -> dict[str, Any]:
+    """Return the AMQP binding of an event channel: the durable topic exchange.
+
+    A new dict each call, so that the YAML has no anchors for a reader to chase.
+    """
+    return {
+        "is": "routingKey",
+        "exchange": {
+            "name": EXCHANGE_DEFAULT,
+            "type": "topic",
+            "durable": True,
+            "autoDelete": False,
+            "vhost": "/",
+        },
+        "bindingVersion": _AMQP_BINDING_VERSION,
+    }
+
+
+def _commands_channel() -> dict[str, Any]:
+    """Return the channel of the commands queue, reached through the default exchange."""
+    return {
+        "address": COMMANDS_QUEUE_DEFAULT,
+        "description": "Commands to the recalculator, published to the default exchange.",
+        "messages": {"RunRequested": {"$ref": "#/components/messages/RunRequested"}},
+        "bindings": {
+            "amqp": {
+                "is": "queue",
+                "queue": {
+                    "name": COMMANDS_QUEUE_DEFAULT,
+                    "durable": True,
+                    "exclusive": False,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": _AMQP_BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _operation_binding(action: str) -> dict[str, Any]:
+    """Return the AMQP operation binding for ``action`` (``"send"`` or ``"receive"``).
+
+    The AMQP binding puts how a message is published on the operation, not on the message:
+    every message is persistent (delivery mode 2) and carries a timestamp; a sender publishes
+    with ``mandatory`` (an unroutable message is an error, not a silent drop); a receiver acks.
+    """
+    binding: dict[str, Any] = {"deliveryMode": 2, "timestamp": True}
+    if action == "send":
+        binding["mandatory"] = True
+    else:
+        binding["ack"] = True
+    binding["bindingVersion"] = _AMQP_BINDING_VERSION
+    return binding
+
+
 def _message(name: str) -> dict[str, Any]:
+    """Return the message ``name``: its header, payload schema and AMQP ``type`` property."""
     return {
         "name": name,
         "title": name,
@@ -133,7 +163,7 @@ def _message(name: str) -> dict[str, Any]:
             "properties": {"schema_version": {"type": "integer", "const": SCHEMA_VERSION}},
         },
         "payload": {"$ref": f"#/components/schemas/{name}"},
-        "bindings": {"amqp": {"deliveryMode": 2, "messageType": name, "bindingVersion": "0.3.0"}},
+        "bindings": {"amqp": {"messageType": name, "bindingVersion": _AMQP_BINDING_VERSION}},
     }
 
 
