@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench
 
-.PHONY: test install services tools lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
+.PHONY: test install services tools contract-check lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
 
-test: install services tools lint typecheck pytest
+test: install services tools contract-check lint typecheck pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,14 @@ services:
 
 tools:
 	@bash scripts/ensure-tools.sh
+
+# The contract documents through the official validators: contracts/asyncapi.yaml through
+# @asyncapi/parser (Node, pinned in tools/contract-check), the ledger's /openapi.json through
+# openapi-spec-validator. Fails on a document a subscriber's tools would refuse.
+contract-check: install tools
+	@bash tools/contract-check/install.sh
+	node tools/contract-check/check-asyncapi.mjs contracts/asyncapi.yaml
+	$(BIN)/python tools/contract-check/check_openapi.py
 
 demo: install services
 	@bash scripts/demo.sh

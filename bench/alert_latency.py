@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.stage_env import stage_logs
 from chassis.broker import connect, publisher_channel
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 STAGE = "alert latency"
 DEFAULT_JOBS = 200
@@ -127,7 +127,7 @@ def job_finished(job_id: str) -> aio_pika.Message:
 
 
 async def latencies(
-    endpoints: Endpoints, topologies: list[Topology], resend: LoopbackResend, jobs: int
+    endpoints: Endpoints, topologies: list[BrokerNames], resend: LoopbackResend, jobs: int
 ) -> list[list[float]]:
     """Publish ``jobs`` JobFinished to each topology in turn, one at a time; return each
     topology's latencies in ms."""

@@ -49,7 +49,7 @@ from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
 from bench.stage_env import ledger_env, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 STAGE = "history API under ingest"
 DEFAULT_DAOS = 20_000
@@ -79,7 +79,7 @@ class Setting:
     """What every round of one run of the stage shares."""
 
     endpoints: Endpoints
-    topology: Topology
+    topology: BrokerNames
     env: Mapping[str, str]
     pool: asyncpg.Pool
     logs: Path
@@ -98,7 +98,7 @@ class Samples:
 
 async def _ingest(
     endpoints: Endpoints,
-    topology: Topology,
+    topology: BrokerNames,
     pool: asyncpg.Pool,
     daos: int,
     pace: int,

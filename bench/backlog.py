@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from bench.bare_ingest import BATCH
 from bench.common import ServiceProcess, backlog, publish_pipelined, purge
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 MIN_EVENTS = 3 * BATCH  # several transactions on either side, so there is a span to time
 
@@ -58,7 +58,7 @@ async def stored(pool: asyncpg.Pool) -> int:
 
 
 async def fill_queue(
-    connection: AbstractRobustConnection, topology: Topology, events: int
+    connection: AbstractRobustConnection, topology: BrokerNames, events: int
 ) -> tuple[int, float]:
     """Publish a backlog of ``events`` (whole jobs of 1,000 events) onto the exchange.
 
@@ -76,7 +76,7 @@ async def fill_queue(
     raise AssertionError("unreachable")
 
 
-async def _purge_when_back(connection: AbstractRobustConnection, topology: Topology) -> None:
+async def _purge_when_back(connection: AbstractRobustConnection, topology: BrokerNames) -> None:
     """Purge the partial backlog once the broker answers again (within two minutes)."""
     deadline = time.monotonic() + 120
     while True:

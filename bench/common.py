@@ -30,7 +30,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from chassis.broker import declare_topology, publisher_channel
 from chassis.settings import BaseServiceSettings, load_settings
-from contracts.topology import Topology
+from chassis.topology import Topology
+from contracts.topology import BrokerNames
 
 SCRIPTS = Path(sys.executable).parent
 JOB_NAME = "weekly-gvs-recalculation"
@@ -128,10 +129,10 @@ async def drop_schema(database_url: str, name: str, attempts: int = 10) -> None:
 
 
 @contextlib.asynccontextmanager
-async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[Topology]:
+async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[BrokerNames]:
     """Exchange and queue names unique to this run, declared; all deleted on exit."""
     suffix = unique_suffix()
-    topology = Topology(
+    topology = BrokerNames(
         exchange=f"bench.{prefix}.{suffix}.events",
         ledger_queue=f"bench.{prefix}.{suffix}.job-ledger.events",
         notifier_queue=f"bench.{prefix}.{suffix}.notifier.events",
@@ -140,7 +141,7 @@ async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[Topology
     connection = await aio_pika.connect(amqp_url)
     try:
         async with connection.channel() as channel:
-            await declare_topology(channel, topology)
+            await declare_topology(channel, Topology.of(topology))
     finally:
         await connection.close()
     try:
@@ -150,11 +151,11 @@ async def scratch_topology(amqp_url: str, prefix: str) -> AsyncIterator[Topology
         await delete_topology(amqp_url, topology)
 
 
-async def delete_topology(amqp_url: str, topology: Topology) -> None:
+async def delete_topology(amqp_url: str, topology: BrokerNames) -> None:
     """Delete every queue (and dead-letter queue) and the exchange of ``topology``."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        for spec in topology.queues():
+        for spec in Topology.of(topology).queues:
             for name in (spec.name, spec.dead_letter_queue):
                 with contextlib.suppress(aio_pika.exceptions.AMQPError):
                     async with connection.channel() as channel:
@@ -166,7 +167,7 @@ async def delete_topology(amqp_url: str, topology: Topology) -> None:
         await connection.close()
 
 
-def service_env(endpoints: Endpoints, topology: Topology, **values: str) -> dict[str, str]:
+def service_env(endpoints: Endpoints, topology: BrokerNames, **values: str) -> dict[str, str]:
     """The environment of a service process on this run's names (upper-cased ``values`` win)."""
     env = {
         "DATABASE_URL": endpoints.database_url,

@@ -36,7 +36,7 @@ from bench.common import (
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
 from bench.stage_env import interleaved_on_empty_queues, ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from recalculator.bootstrap import migrate_schema
 from recalculator.config import Settings
 from recalculator.daos import DaoRecord
@@ -92,7 +92,7 @@ async def prepare_registry(endpoints: Endpoints, schema: str, records: list[DaoR
 
 
 def _recalculator(
-    endpoints: Endpoints, topology: Topology, schema: str, hub_url: str, logs: Path
+    endpoints: Endpoints, topology: BrokerNames, schema: str, hub_url: str, logs: Path
 ) -> ServiceProcess:
     env = service_env(
         endpoints,
@@ -115,7 +115,7 @@ async def _job_times(endpoints: Endpoints, schema: str) -> Any:
 
 
 async def run_alone(
-    endpoints: Endpoints, topology: Topology, records: list[DaoRecord], hub: str, logs: Path
+    endpoints: Endpoints, topology: BrokerNames, records: list[DaoRecord], hub: str, logs: Path
 ) -> float:
     """Seconds from the job's start to its finish with nothing consuming its events."""
     async with scratch_schema(endpoints.database_url, "hub_alone") as schema:
@@ -130,7 +130,7 @@ async def run_alone(
 
 
 async def run_monitored(
-    endpoints: Endpoints, topology: Topology, records: list[DaoRecord], hub: str, logs: Path
+    endpoints: Endpoints, topology: BrokerNames, records: list[DaoRecord], hub: str, logs: Path
 ) -> float:
     """Seconds from the job's start until the ledger shows it complete, with the ledger and
     the notifier (on a loopback Resend) running."""

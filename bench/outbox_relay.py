@@ -32,7 +32,7 @@ from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
 from chassis import outbox
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 STAGE = "outbox relay"
 DEFAULT_EVENTS = 100_000
@@ -83,7 +83,7 @@ async def relay_loop(
 
 
 async def _rounds(
-    endpoints: Endpoints, topology: Topology, schema: str, wire: list[WireEvent], rounds: int
+    endpoints: Endpoints, topology: BrokerNames, schema: str, wire: list[WireEvent], rounds: int
 ) -> tuple[list[float], list[float]]:
     connection = await connect(endpoints.amqp_url, name="bench-relay")
     await migrate(endpoints.database_url, schema, [outbox.MIGRATIONS])

@@ -37,7 +37,7 @@ from chassis.broker import connect
 from chassis.database import create_pool
 from chassis.lifecycle import stop_event_on_signals
 from chassis.outbox import OutboxRelay
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class PipelineContext:
     """What the monitoring-CPU stage's processes share: where, on what names, how many."""
 
     endpoints: Endpoints
-    topology: Topology
+    topology: BrokerNames
     source_schema: str
     events: int
     logs: Path

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from bench.common import Endpoints, ServiceProcess, log_directory, purge, service_env
 from bench.rounds import interleaved
 from chassis.broker import connect
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -29,7 +29,7 @@ def stage_logs(log_dir: Path | None) -> AbstractContextManager[Path]:
 
 
 def ledger_env(
-    endpoints: Endpoints, topology: Topology, ledger_schema: str, **values: str
+    endpoints: Endpoints, topology: BrokerNames, ledger_schema: str, **values: str
 ) -> dict[str, str]:
     """The environment of a ``job-ledger serve`` on ``ledger_schema`` with the bench's admin
     password and session secret (``values`` are added, as in ``service_env``)."""
@@ -52,7 +52,7 @@ def ledger_server(name: str, port: int, env: dict[str, str], logs: Path) -> Serv
 def _then_purge(
     connection: AbstractRobustConnection,
     measure: Callable[[int], Awaitable[T]],
-    topology: Topology,
+    topology: BrokerNames,
 ) -> Callable[[int], Awaitable[T]]:
     """``measure``, followed by a purge of ``topology``'s ledger and notifier queues."""
 
@@ -68,8 +68,8 @@ async def interleaved_on_empty_queues(
     amqp_url: str,
     connection_name: str,
     rounds: int,
-    limit: tuple[Callable[[int], Awaitable[T]], Topology],
-    ours: tuple[Callable[[int], Awaitable[U]], Topology],
+    limit: tuple[Callable[[int], Awaitable[T]], BrokerNames],
+    ours: tuple[Callable[[int], Awaitable[U]], BrokerNames],
 ) -> tuple[list[T], list[U]]:
     """``interleaved`` rounds of each side's measurement; after each, that side's topology's
     ledger and notifier queues are purged, so that no round inherits the last one's events.

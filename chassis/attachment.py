@@ -31,7 +31,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from contracts.topology import QueueSpec
+from chassis.topology import QueueSpec
 
 log = logging.getLogger(__name__)
 

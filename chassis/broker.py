@@ -1,7 +1,8 @@
-"""The broker connection: connect with a clear error, declare the shared topology, open channels.
+"""The broker connection: connect with a clear error, declare a given topology, open channels.
 
-Every service calls :func:`declare_topology` at start, so the durable queues of the system of
-record exist whichever service connects first (no event goes into an exchange with no queue).
+Every service calls :func:`declare_topology` at start with the whole topology of the system, so
+the durable queues of the system of record exist whichever service connects first (no event
+goes into an exchange with no queue).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from contracts.topology import QueueSpec, Topology
+from chassis.topology import QueueSpec, Topology
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ async def declare_queue(
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
     """Declare the exchange and every queue of ``topology``; return the exchange. Idempotent."""
     exchange = await declare_exchange(channel, topology)
-    for spec in topology.queues():
+    for spec in topology.queues:
         await declare_queue(channel, spec, exchange)
     log.debug("declared topology on exchange %s", topology.exchange)
     return exchange

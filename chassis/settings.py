@@ -16,14 +16,6 @@ from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.topology import (
-    COMMANDS_QUEUE_DEFAULT,
-    EXCHANGE_DEFAULT,
-    LEDGER_QUEUE_DEFAULT,
-    NOTIFIER_QUEUE_DEFAULT,
-    Topology,
-)
-
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -83,29 +75,19 @@ class SettingsError(RuntimeError):
 
 
 class BaseServiceSettings(BaseSettings):
-    """What every service reads: where Postgres and RabbitMQ are, names on the broker, logging."""
+    """What every service reads: where Postgres and RabbitMQ are, logging, outbox retention.
+
+    The names on the broker belong to each service's settings, which build its topology.
+    """
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
-    events_exchange: str = EXCHANGE_DEFAULT
-    ledger_queue: str = LEDGER_QUEUE_DEFAULT
-    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
-    commands_queue: str = COMMANDS_QUEUE_DEFAULT
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     outbox_retention: Duration = timedelta(days=7)
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
-
-    @property
-    def topology(self) -> Topology:
-        return Topology(
-            exchange=self.events_exchange,
-            ledger_queue=self.ledger_queue,
-            notifier_queue=self.notifier_queue,
-            commands_queue=self.commands_queue,
-        )
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -46,12 +46,13 @@ from contracts.events import (
     truncate_error,
     utc_now,
 )
-from contracts.topology import QueueSpec, Topology
+from contracts.topology import BrokerNames, Subscription
 
 __all__ = [
     "EVENT_TYPES",
     "MAX_ERROR_CHARS",
     "SCHEMA_VERSION",
+    "BrokerNames",
     "ContractError",
     "DaoFailed",
     "DaoFailedPayload",
@@ -79,9 +80,8 @@ __all__ = [
     "Scope",
     "NotificationSent",
     "NotificationSentPayload",
-    "QueueSpec",
+    "Subscription",
     "RunRequested",
-    "Topology",
     "encode_command",
     "encode_event",
     "event_body",

@@ -9,7 +9,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.services import ServiceUrls, service_urls
 
@@ -45,9 +45,9 @@ async def schema(database_url: str, unique: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def topology(amqp_url: str, unique: str) -> AsyncIterator[Topology]:
+async def topology(amqp_url: str, unique: str) -> AsyncIterator[BrokerNames]:
     """Exchange and queue names of this test's own, deleted from the broker afterwards."""
-    topo = Topology(
+    topo = BrokerNames(
         exchange=f"test.{unique}.events",
         ledger_queue=f"test.{unique}.job-ledger.events",
         notifier_queue=f"test.{unique}.notifier.events",

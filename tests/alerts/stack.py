@@ -19,7 +19,7 @@ import aiohttp
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from contracts import Topology, encode_event, routing_key
+from contracts import BrokerNames, encode_event, routing_key
 from contracts.events import Envelope
 from tests.alerts.scenarios import Scenario
 from tests.support.cleanup import drop_schemas, remove_topology
@@ -46,7 +46,7 @@ class AlertStack:
 
     scenario: Scenario
     job_name: str
-    topology: Topology
+    topology: BrokerNames
     api: str
     resend: FakeResend
     slack: FakeSlack
@@ -127,8 +127,8 @@ def _environment(
     return env
 
 
-def _topology(unique: str) -> Topology:
-    return Topology(
+def _topology(unique: str) -> BrokerNames:
+    return BrokerNames(
         exchange=f"alerts.{unique}.events",
         ledger_queue=f"alerts.{unique}.job-ledger.events",
         notifier_queue=f"alerts.{unique}.notifier.events",
@@ -192,6 +192,6 @@ async def alert_stack(
             await _remove(services, env, stack.topology)
 
 
-async def _remove(services: ServiceUrls, env: dict[str, str], topology: Topology) -> None:
+async def _remove(services: ServiceUrls, env: dict[str, str], topology: BrokerNames) -> None:
     await drop_schemas(services.database_url, env["LEDGER_SCHEMA"], env["NOTIFIER_SCHEMA"])
     await remove_topology(services.amqp_url, topology)

@@ -13,6 +13,7 @@ import aiohttp
 
 from chassis.broker import publisher_channel
 from chassis.deadletter import REASON_HEADER
+from chassis.topology import dead_letter_queue
 from contracts.codec import encode_event, parse_event, routing_key
 from tests.chaos.campaign import Context
 from tests.chaos.crashes import UNSENT, run_timeout, started
@@ -176,15 +177,17 @@ async def poison_messages(ctx: Context) -> Row:
         await stack.wait_for(FINISHED, 1, run_timeout(daos))
         await settle(stack, row, 120)
         to_notifier = sum(notifier_takes(key) for _, key in messages)
+        dead_queues = (
+            dead_letter_queue(topology.ledger_queue),
+            dead_letter_queue(topology.notifier_queue),
+        )
         await eventually(
-            lambda: queue_depths(
-                ctx.amqp_url, topology.ledger.dead_letter_queue, topology.notifier.dead_letter_queue
-            ),
+            lambda: queue_depths(ctx.amqp_url, *dead_queues),
             lambda d: d == [count, to_notifier],
             timeout_s=60,
         )
-        reasons = await dead_letters(ctx.amqp_url, topology.ledger.dead_letter_queue)
-        reasons += await dead_letters(ctx.amqp_url, topology.notifier.dead_letter_queue)
+        reasons = await dead_letters(ctx.amqp_url, dead_queues[0])
+        reasons += await dead_letters(ctx.amqp_url, dead_queues[1])
         row.check(all(reasons), f"{sum(not r for r in reasons)} dead letters without a reason")
         same = {name: p.process.pid for name, p in stack.processes.items() if p.process}
         row.check(

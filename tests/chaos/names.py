@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 Service = Literal["ledger", "notifier", "worker"]
 
@@ -34,9 +34,9 @@ class Names:
         return f"chaos_{self.run_id}_notifier"
 
     @property
-    def topology(self) -> Topology:
+    def topology(self) -> BrokerNames:
         prefix = f"chaos.{self.run_id}"
-        return Topology(
+        return BrokerNames(
             exchange=f"{prefix}.events",
             ledger_queue=f"{prefix}.job-ledger.events",
             notifier_queue=f"{prefix}.notifier.events",

@@ -23,6 +23,7 @@ from typing import Self
 import aio_pika
 import asyncpg
 
+from chassis.topology import Topology
 from tests.chaos.names import Names, Service, StackOptions
 from tests.chaos.providers import CountingResend, CountingSlack
 from tests.chaos.runs import ExpectedRun, ExpectedStatus
@@ -115,7 +116,7 @@ class Stack:
             connection = await aio_pika.connect(self.amqp_url, timeout=10)
             try:
                 topology = self.names.topology
-                for spec in topology.queues():
+                for spec in Topology.of(topology).queues:
                     for name in (spec.name, spec.dead_letter_queue):
                         with contextlib.suppress(aio_pika.exceptions.AMQPError):
                             await (await connection.channel()).queue_delete(name)

@@ -15,15 +15,16 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from chassis.broker import declare_exchange
+from chassis.topology import Topology
 from contracts.codec import ContractError, parse_event
 from contracts.events import Event
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 
 class ExchangeTap:
     """The queue ``<prefix>.tap`` bound with ``#`` to a topology's exchange."""
 
-    def __init__(self, amqp_url: str, topology: Topology) -> None:
+    def __init__(self, amqp_url: str, topology: BrokerNames) -> None:
         self.amqp_url = amqp_url
         self.topology = topology
         self.name = f"{topology.exchange.removesuffix('.events')}.tap"
@@ -35,7 +36,7 @@ class ExchangeTap:
         connection = await aio_pika.connect(self.amqp_url, timeout=30)
         try:
             channel = await connection.channel()
-            exchange = await declare_exchange(channel, self.topology)
+            exchange = await declare_exchange(channel, Topology.of(self.topology))
             queue = await channel.declare_queue(
                 self.name, durable=True, arguments={"x-queue-type": "quorum"}
             )

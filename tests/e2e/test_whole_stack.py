@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from contracts import Topology, parse_event
+from contracts import BrokerNames, parse_event
 from tests.support.broker import drain, eventually
 from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.fake_resend import FakeResend
@@ -186,7 +186,7 @@ async def stack(
 
 async def _drop(database_url: str, schemas: tuple[str, ...], env: dict[str, str]) -> None:
     await drop_schemas(database_url, *schemas)
-    topology = Topology(
+    topology = BrokerNames(
         exchange=env["EVENTS_EXCHANGE"],
         ledger_queue=env["LEDGER_QUEUE"],
         notifier_queue=env["NOTIFIER_QUEUE"],

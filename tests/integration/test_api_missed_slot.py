@@ -22,7 +22,7 @@ from contracts.events import (
     NotificationSent,
     NotificationSentPayload,
 )
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.recording import record_events
 from job_ledger.watchdog import Watchdog, missed_ids
 from tests.support.ledger_web import (
@@ -45,7 +45,7 @@ class CaughtUp:
         return None
 
 
-def watchdog(pool: asyncpg.Pool, topology: Topology) -> Watchdog:
+def watchdog(pool: asyncpg.Pool, topology: BrokerNames) -> Watchdog:
     return Watchdog(
         pool,
         topology.exchange,
@@ -66,7 +66,7 @@ async def browser() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def miss_the_slot(ledger: Ledger, topology: Topology) -> uuid.UUID:
+async def miss_the_slot(ledger: Ledger, topology: BrokerNames) -> uuid.UUID:
     """The watchdog misses NOW's slot; the notifier reports its email sent, its Slack failed."""
     assert (await watchdog(ledger.pool, topology).check_once()).missed == [SLOT]
     job_id, _ = missed_ids(JOB_NAME, SLOT)
@@ -93,7 +93,7 @@ async def miss_the_slot(ledger: Ledger, topology: Topology) -> uuid.UUID:
 
 
 async def test_the_missed_alerts_job_id_answers_with_the_storys_fields_outcome_and_slot(
-    ledger: Ledger, topology: Topology, http: aiohttp.ClientSession
+    ledger: Ledger, topology: BrokerNames, http: aiohttp.ClientSession
 ) -> None:
     job_id = await miss_the_slot(ledger, topology)
 
@@ -129,7 +129,7 @@ async def test_the_missed_alerts_job_id_answers_with_the_storys_fields_outcome_a
 
 
 async def test_a_missed_slot_is_listed_and_counted_as_a_failure_without_a_duration(
-    ledger: Ledger, topology: Topology, http: aiohttp.ClientSession
+    ledger: Ledger, topology: BrokerNames, http: aiohttp.ClientSession
 ) -> None:
     completed = await insert_job(ledger.pool, started_at=NOW - timedelta(days=7))
     job_id = await miss_the_slot(ledger, topology)
@@ -152,7 +152,7 @@ async def test_a_missed_slot_is_listed_and_counted_as_a_failure_without_a_durati
 
 
 async def test_the_pages_show_the_missed_slot_its_deliveries_and_the_schedule(
-    ledger: Ledger, topology: Topology, browser: aiohttp.ClientSession
+    ledger: Ledger, topology: BrokerNames, browser: aiohttp.ClientSession
 ) -> None:
     job_id = await miss_the_slot(ledger, topology)
     await log_in(browser, ledger.url)
@@ -177,7 +177,7 @@ async def test_the_pages_show_the_missed_slot_its_deliveries_and_the_schedule(
 
 
 async def test_the_schedule_line_says_when_the_last_slot_was_met(
-    ledger: Ledger, topology: Topology, browser: aiohttp.ClientSession
+    ledger: Ledger, topology: BrokerNames, browser: aiohttp.ClientSession
 ) -> None:
     await log_in(browser, ledger.url)
     _, html = await page(browser, f"{ledger.url}/admin/jobs")

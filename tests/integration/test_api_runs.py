@@ -15,7 +15,8 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
-from contracts import RunRequested, Topology, encode_command
+from chassis.topology import Topology
+from contracts import BrokerNames, RunRequested, encode_command
 from tests.support.ledger import take_commands
 from tests.support.ledger_web import (
     AUTH,
@@ -30,10 +31,10 @@ from tests.support.ledger_web import (
 
 @pytest.fixture
 async def ledger(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> AsyncIterator[Ledger]:
     """The served ledger, publishing its run requests to the test's commands queue."""
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     channel = await publisher_channel(amqp)
 
     async def publish(command: RunRequested) -> None:
@@ -49,7 +50,10 @@ async def ledger(
 
 
 async def test_run_publishes_a_manual_run_of_every_dao_and_answers_202(
-    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+    ledger: Ledger,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    topology: BrokerNames,
 ) -> None:
     status, body = await post_json(http, f"{ledger.url}/api/admin/jobs/run")
     assert status == 202
@@ -71,7 +75,10 @@ async def test_run_publishes_a_manual_run_of_every_dao_and_answers_202(
 
 
 async def test_run_takes_an_optional_job_name_and_dao_subset(
-    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+    ledger: Ledger,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    topology: BrokerNames,
 ) -> None:
     status, body = await post_json(
         http, f"{ledger.url}/api/admin/jobs/run", {"jobName": "backfill", "daoIds": ["a", "b"]}
@@ -101,7 +108,7 @@ async def test_run_refuses_a_malformed_body_with_a_400_and_publishes_nothing(
     ledger: Ledger,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     body: bytes,
 ) -> None:
     async with http.post(
@@ -115,7 +122,10 @@ async def test_run_refuses_a_malformed_body_with_a_400_and_publishes_nothing(
 
 
 async def test_retry_failed_publishes_that_jobs_failed_daos_with_trigger_retry(
-    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+    ledger: Ledger,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    topology: BrokerNames,
 ) -> None:
     job = await insert_job(
         ledger.pool,
@@ -138,7 +148,10 @@ async def test_retry_failed_publishes_that_jobs_failed_daos_with_trigger_retry(
 
 
 async def test_retry_is_refused_with_409_when_nothing_failed_or_the_job_still_runs(
-    ledger: Ledger, http: aiohttp.ClientSession, amqp: AbstractRobustConnection, topology: Topology
+    ledger: Ledger,
+    http: aiohttp.ClientSession,
+    amqp: AbstractRobustConnection,
+    topology: BrokerNames,
 ) -> None:
     clean = await insert_job(ledger.pool, started_at=NOW, failures=None)
     running = await insert_job(

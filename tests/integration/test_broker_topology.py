@@ -10,11 +10,12 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import BrokerUnavailable, connect, declare_topology, publisher_channel
 from chassis.deadletter import REASON_HEADER, dead_letter
+from chassis.topology import Topology, dead_letter_queue
 from contracts import (
+    BrokerNames,
     DaoFailed,
     DaoFailedPayload,
     JobFinished,
-    Topology,
     encode_event,
     parse_event,
     routing_key,
@@ -28,11 +29,11 @@ def finished_event() -> JobFinished:
 
 
 async def test_an_encoded_event_arrives_on_the_ledger_queue_with_its_properties(
-    amqp: AbstractRobustConnection, topology: Topology
+    amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     channel = await publisher_channel(amqp)
-    exchange = await declare_topology(channel, topology)
-    await declare_topology(channel, topology)  # twice: declaring is idempotent
+    exchange = await declare_topology(channel, Topology.of(topology))
+    await declare_topology(channel, Topology.of(topology))  # twice: declaring is idempotent
     event = finished_event()
 
     await exchange.publish(encode_event(event), routing_key(event), mandatory=True)
@@ -49,10 +50,10 @@ async def test_an_encoded_event_arrives_on_the_ledger_queue_with_its_properties(
 
 
 async def test_the_notifier_queue_takes_finished_jobs_but_not_dao_events(
-    amqp: AbstractRobustConnection, topology: Topology
+    amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     channel = await publisher_channel(amqp)
-    exchange = await declare_topology(channel, topology)
+    exchange = await declare_topology(channel, Topology.of(topology))
     failed = DaoFailed(
         job_id=uuid.uuid4(),
         job_name="other-batch-job",
@@ -70,22 +71,24 @@ async def test_the_notifier_queue_takes_finished_jobs_but_not_dao_events(
 
 
 async def test_the_queues_are_durable_quorum_queues_with_a_delivery_limit(
-    amqp: AbstractRobustConnection, topology: Topology
+    amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    declared = Topology.of(topology)
+    await declare_topology(channel, declared)
+    ledger = declared.queue(topology.ledger_queue)
     # Declaring with different arguments fails (PRECONDITION_FAILED) only if they really differ:
     # a passive re-declare of the quorum queue with the same arguments must succeed.
     queue = await channel.declare_queue(
-        topology.ledger_queue, durable=True, arguments=topology.ledger.arguments()
+        topology.ledger_queue, durable=True, arguments=ledger.arguments()
     )
-    assert queue.arguments == topology.ledger.arguments()
-    assert topology.ledger.arguments()["x-queue-type"] == "quorum"
-    assert topology.ledger.arguments()["x-delivery-limit"] >= 20
+    assert queue.arguments == ledger.arguments()
+    assert ledger.arguments()["x-queue-type"] == "quorum"
+    assert ledger.arguments()["x-delivery-limit"] >= 20
 
 
 async def test_an_unroutable_mandatory_publish_raises_instead_of_vanishing(
-    amqp: AbstractRobustConnection, topology: Topology
+    amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     channel = await publisher_channel(amqp)
     lonely = await channel.declare_exchange(
@@ -96,10 +99,10 @@ async def test_an_unroutable_mandatory_publish_raises_instead_of_vanishing(
 
 
 async def test_dead_letter_keeps_the_body_and_the_reason(
-    amqp: AbstractRobustConnection, topology: Topology
+    amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     channel = await publisher_channel(amqp)
-    exchange = await declare_topology(channel, topology)
+    exchange = await declare_topology(channel, Topology.of(topology))
     await exchange.publish(aio_pika.Message(b"not json"), "weekly-gvs-recalculation.job.finished")
     [incoming] = await collect(await channel.get_queue(topology.notifier_queue), 1)
     # collect() acked it already; dead-letter a fresh copy to check the headers.
@@ -108,9 +111,9 @@ async def test_dead_letter_keeps_the_body_and_the_reason(
     )
     queue = await channel.get_queue(topology.notifier_queue)
     message = await queue.get(timeout=5)
-    await dead_letter(channel, message, topology.notifier.dead_letter_queue, "invalid JSON")
+    await dead_letter(channel, message, dead_letter_queue(topology.notifier_queue), "invalid JSON")
 
-    [dead] = await collect(await channel.get_queue(topology.notifier.dead_letter_queue), 1)
+    [dead] = await collect(await channel.get_queue(dead_letter_queue(topology.notifier_queue)), 1)
     assert dead.body == b"not json"
     assert dead.headers[REASON_HEADER] == "invalid JSON"
     assert dead.headers["x-original-routing-key"] == "weekly-gvs-recalculation.job.finished"

@@ -14,7 +14,8 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.attachment import Attachment, broker_consumer_count, watch_attachment
-from contracts.topology import QueueSpec, Topology
+from chassis.topology import QueueSpec
+from contracts.topology import BrokerNames
 from tests.support.broker import eventually
 
 
@@ -33,7 +34,7 @@ class Received:
 
 
 @pytest.fixture
-def spec(topology: Topology) -> QueueSpec:
+def spec(topology: BrokerNames) -> QueueSpec:
     # The test topology's notifier queue, so the fixture deletes it afterwards; not bound.
     return QueueSpec(topology.notifier_queue, ())
 

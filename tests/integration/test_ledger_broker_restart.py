@@ -23,7 +23,8 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
-from contracts.topology import Topology
+from chassis.topology import Topology
+from contracts.topology import BrokerNames
 from tests.chaos.faults import ensure_broker_up, queue_consumers, stop_broker
 from tests.support.broker import eventually
 from tests.support.ledger import job_events, open_ledger_pool, publish
@@ -42,7 +43,7 @@ async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def ledger(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, tmp_path: Path, port: int
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, tmp_path: Path, port: int
 ) -> ServiceProcess:
     env = {
         "DATABASE_URL": database_url,
@@ -80,10 +81,10 @@ async def test_the_ledger_consumes_again_after_a_broker_restart_under_a_batch(
     amqp_url: str,
     database_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     tmp_path: Path,
 ) -> None:
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     before, after = job_events(uuid.uuid4(), 300), job_events(uuid.uuid4(), 300)
     port = free_port()
     process = ledger(database_url, amqp_url, schema, topology, tmp_path, port)

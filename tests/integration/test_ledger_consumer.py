@@ -15,9 +15,10 @@ from prometheus_client import REGISTRY
 
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
+from chassis.topology import Topology, dead_letter_queue
 from contracts.codec import event_body, parse_event
 from contracts.events import DaoProcessed, DaoProcessedPayload, Event
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger import consumer as consumer_module
 from job_ledger.consumer import PARSE_CHUNK, EventConsumer
 from job_ledger.job_logs import load_rows
@@ -34,9 +35,9 @@ from tests.support.postgres import ensure_postgres_started, restart_postgres
 
 
 @pytest.fixture
-async def declared(amqp: AbstractRobustConnection, topology: Topology) -> Topology:
+async def declared(amqp: AbstractRobustConnection, topology: BrokerNames) -> BrokerNames:
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     await channel.close()
     return topology
 
@@ -46,7 +47,7 @@ async def stored_count(pool: asyncpg.Pool) -> int:
 
 
 async def test_garbage_is_dead_lettered_with_its_reason_and_the_good_messages_are_folded(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: BrokerNames
 ) -> None:
     job_id = uuid.uuid4()
     good = job_events(job_id, 3)
@@ -70,7 +71,9 @@ async def test_garbage_is_dead_lettered_with_its_reason_and_the_good_messages_ar
         await publish(amqp, declared, good[1:])
         await eventually(lambda: stored_count(pool), lambda n: n == 3)
         await publish(amqp, declared, [clashing])
-        dead_queue = await (await amqp.channel()).get_queue(declared.ledger.dead_letter_queue)
+        dead_queue = await (await amqp.channel()).get_queue(
+            dead_letter_queue(declared.ledger_queue)
+        )
         dead = await collect(dead_queue, 5)
 
     reasons = {m.message_id: str((m.headers or {})[REASON_HEADER]) for m in dead}
@@ -90,7 +93,7 @@ async def test_garbage_is_dead_lettered_with_its_reason_and_the_good_messages_ar
 
 
 async def test_two_consumers_on_one_queue_fold_exactly_what_one_does(
-    pool: asyncpg.Pool, amqp_url: str, amqp: AbstractRobustConnection, declared: Topology
+    pool: asyncpg.Pool, amqp_url: str, amqp: AbstractRobustConnection, declared: BrokerNames
 ) -> None:
     jobs = [uuid.uuid4() for _ in range(3)]
     events = [e for job in jobs for e in job_events(job, 700, fail_every=5)]
@@ -112,11 +115,9 @@ async def test_two_consumers_on_one_queue_fold_exactly_what_one_does(
         await second.close()
     async with pool.acquire() as conn:
         assert await load_rows(conn) == fold_jobs(events)
-    assert (
-        await (await amqp.channel()).declare_queue(declared.ledger.dead_letter_queue, passive=True)
-        is not None
-    )
-    dead = await (await amqp.channel()).get_queue(declared.ledger.dead_letter_queue)
+    dead_name = dead_letter_queue(declared.ledger_queue)
+    assert await (await amqp.channel()).declare_queue(dead_name, passive=True) is not None
+    dead = await (await amqp.channel()).get_queue(dead_name)
     assert await dead.get(fail=False) is None, "nothing good was dead-lettered"
 
 
@@ -126,7 +127,7 @@ def retries() -> float:
 
 @pytest.mark.chaos
 async def test_a_postgres_restart_loses_nothing_and_the_consumer_resumes_by_itself(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: BrokerNames
 ) -> None:
     job_id = uuid.uuid4()
     events = job_events(job_id, 4000)
@@ -148,7 +149,7 @@ async def test_a_postgres_restart_loses_nothing_and_the_consumer_resumes_by_itse
 
 
 async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: BrokerNames
 ) -> None:
     async with consuming(pool, amqp, declared) as (consumer, _):
         attachment = consumer.attachment
@@ -170,7 +171,7 @@ async def test_a_lost_consumer_fails_readiness_and_is_attached_again(
 async def test_a_batch_lets_the_event_loop_run_other_work_while_it_parses(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    declared: Topology,
+    declared: BrokerNames,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     events = job_events(uuid.uuid4(), 2 * PARSE_CHUNK + 20)
@@ -194,7 +195,9 @@ async def test_a_batch_lets_the_event_loop_run_other_work_while_it_parses(
     monkeypatch.setattr(consumer_module, "parse_event", parse_noting)
     running = asyncio.create_task(other_work())
     try:
-        await EventConsumer(pool, amqp, declared.ledger).handle_batch(batch)
+        await EventConsumer(
+            pool, amqp, Topology.of(declared).queue(declared.ledger_queue)
+        ).handle_batch(batch)
     finally:
         running.cancel()
     chunks = [notes[i : i + PARSE_CHUNK] for i in range(0, len(notes), PARSE_CHUNK)]

@@ -19,8 +19,9 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
+from chassis.topology import Topology, dead_letter_queue
 from contracts.codec import encode_event, parse_command
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import eventually
@@ -38,7 +39,7 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
     return {**ledger_env(database_url, amqp_url, schema, topology), "ADMIN_PASSWORD": PASSWORD}
 
 
@@ -67,12 +68,12 @@ async def stored(pool: asyncpg.Pool) -> int:
 async def test_a_20000_event_job_survives_three_sigkills_of_the_ledger(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     events = job_events(uuid.uuid4(), 20_000)
     port = free_port()
     process = ledger(env, tmp_path, port)
@@ -101,14 +102,14 @@ async def test_a_20000_event_job_survives_three_sigkills_of_the_ledger(
         assert await load_rows(conn) == fold_jobs(events)
     code, out, _ = await cli(env, "rebuild")
     assert (code, out.strip()) == (0, "job_logs matches the event store")
-    dead = await (await amqp.channel()).get_queue(topology.ledger.dead_letter_queue)
+    dead = await (await amqp.channel()).get_queue(dead_letter_queue(topology.ledger_queue))
     assert await dead.get(fail=False) is None, "no good message was dead-lettered"
 
 
 async def test_serve_is_ready_publishes_run_requests_and_drains_on_sigterm(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -172,10 +173,10 @@ async def test_bad_input_is_one_line_and_exit_code_2(env: dict[str, str]) -> Non
 
 
 async def test_rebuild_reports_each_differing_column_fixes_it_and_exits_1(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology, env: dict[str, str]
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames, env: dict[str, str]
 ) -> None:
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     job_id = uuid.uuid4()
     events = job_events(job_id, 10)
     from job_ledger.recording import record_events
@@ -194,12 +195,12 @@ async def test_rebuild_reports_each_differing_column_fixes_it_and_exits_1(
 async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     [good] = job_events(uuid.uuid4(), 1)
     key = "weekly-gvs-recalculation.job.started"
     port = free_port()
@@ -207,7 +208,7 @@ async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id
 
     async def depth() -> int:
         probe = await amqp.channel()
-        declared = await probe.declare_queue(topology.ledger.dead_letter_queue, passive=True)
+        declared = await probe.declare_queue(dead_letter_queue(topology.ledger_queue), passive=True)
         await probe.close()
         return int(declared.declaration_result.message_count or 0)
 
@@ -225,7 +226,7 @@ async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id
             ],
         }
         await publisher.default_exchange.publish(
-            message, topology.ledger.dead_letter_queue, mandatory=True
+            message, dead_letter_queue(topology.ledger_queue), mandatory=True
         )
         await eventually(depth, lambda n: n == 2)
 
@@ -241,7 +242,7 @@ async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id
 
         code, _, err = await cli(env, "dead-letters", "replay", "--id", str(good.event_id))
         last = err.splitlines()[-1]
-        assert (code, last) == (0, f"1 replayed from {topology.ledger.dead_letter_queue}")
+        assert (code, last) == (0, f"1 replayed from {dead_letter_queue(topology.ledger_queue)}")
         await eventually(lambda: stored(pool), lambda n: n == 1)
         assert await pool.fetchval("SELECT has_started FROM job_logs WHERE id = $1", good.job_id)
         assert await depth() == 1, "the replayed message left the DLQ, the other stayed"

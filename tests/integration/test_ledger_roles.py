@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import consumer_count, eventually
@@ -35,7 +35,7 @@ AUTH = {"Authorization": f"Bearer {PASSWORD}"}
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
     """What both roles read; the fold needs no ``ADMIN_PASSWORD`` and gets none."""
     return ledger_env(database_url, amqp_url, schema, topology)
 
@@ -61,7 +61,7 @@ async def events_received(pool: asyncpg.Pool, job_id: uuid.UUID) -> int | None:
 async def test_a_fold_process_folds_published_events_and_serves_no_pages(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -97,7 +97,7 @@ async def test_a_fold_process_folds_published_events_and_serves_no_pages(
 async def test_an_api_process_serves_the_history_publishes_run_requests_and_consumes_nothing(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -134,7 +134,7 @@ async def test_an_api_process_serves_the_history_publishes_run_requests_and_cons
 
 
 async def test_an_all_in_one_process_consumes_the_ledger_queue(
-    amqp: AbstractRobustConnection, topology: Topology, env: dict[str, str], tmp_path: Path
+    amqp: AbstractRobustConnection, topology: BrokerNames, env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
     argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]

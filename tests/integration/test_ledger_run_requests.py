@@ -35,7 +35,7 @@ from contracts.events import (
     RunRefused,
     RunRefusedPayload,
 )
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.recording import record_events
 from job_ledger.run_requests import record_requested, run_request
 from tests.support.broker import eventually
@@ -58,7 +58,7 @@ BUSY = "a run of another-job is already going (job 6f1c2b9e-0000-4000-8000-00000
 
 @pytest.fixture
 async def ledger_url(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, tmp_path: Path
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, tmp_path: Path
 ) -> AsyncIterator[str]:
     """The real ``job-ledger serve`` for ``another-job`` on this test's schema and broker names."""
     env = {
@@ -130,7 +130,7 @@ async def test_the_buttons_and_the_api_ask_for_the_job_the_ledger_is_configured_
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     status, body = await post_json(http, f"{ledger_url}/api/admin/jobs/run")
     assert (status, body["data"]["jobName"]) == (202, JOB)
@@ -149,7 +149,7 @@ async def test_a_run_accepted_by_the_worker_shows_its_job_on_the_api_and_on_the_
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     location = await run_from_the_jobs_page(browser, ledger_url)
     [request] = await take_commands(amqp, topology, 1)
@@ -229,7 +229,7 @@ async def test_a_retry_refused_by_the_worker_shows_the_reason_on_the_job_page_an
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     job_id = uuid.uuid4()
     await publish(amqp, topology, failed_run(job_id))
@@ -264,7 +264,7 @@ async def test_a_duplicate_or_a_second_answer_changes_nothing(
     ledger_url: str,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     await post_json(http, f"{ledger_url}/api/admin/jobs/run")
     [request] = await take_commands(amqp, topology, 1)
@@ -288,7 +288,7 @@ async def test_an_answer_to_a_request_made_elsewhere_creates_it_and_unknown_ids_
     ledger_url: str,
     http: aiohttp.ClientSession,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     from_cron = RunRequested(job_name=JOB, trigger="cron", requested_at=ANSWERED)
     job_id = uuid.uuid4()

@@ -15,6 +15,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
+from chassis.topology import Topology
 from contracts.events import (
     Event,
     JobFinished,
@@ -26,7 +27,7 @@ from contracts.events import (
     NotificationSkipped,
     NotificationSkippedPayload,
 )
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from tests.support.broker import eventually
 from tests.support.ledger import JOB_NAME, consuming, publish
 from tests.support.ledger_web import Ledger, get_json, log_in, page
@@ -80,11 +81,11 @@ def finished_run_with_alerts(job_id: uuid.UUID) -> list[Event]:
 async def test_a_skipped_alert_is_skipped_with_its_reason_on_the_api_and_the_pages(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     ledger: Ledger,
     http: aiohttp.ClientSession,
 ) -> None:
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     job_id = uuid.uuid4()
     async with consuming(pool, amqp, topology):
         await publish(amqp, topology, finished_run_with_alerts(job_id))

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractRobustConnection
 from chassis.outbox import OutboxRelay, pending_count
 from contracts.codec import parse_event
 from contracts.events import JobAbandoned, JobMissed, JobMissedPayload
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.event_store import insert_events
 from job_ledger.job_logs import load_rows
 from job_ledger.rebuild import rebuild
@@ -44,7 +44,9 @@ class Clock:
         return self.now
 
 
-def watchdog(pool: asyncpg.Pool, topology: Topology, clock: Clock, **overrides: object) -> Watchdog:
+def watchdog(
+    pool: asyncpg.Pool, topology: BrokerNames, clock: Clock, **overrides: object
+) -> Watchdog:
     options: dict[str, object] = {
         "gate": CaughtUp(),
         "job_name": "weekly-gvs-recalculation",
@@ -71,7 +73,7 @@ async def fold_started_job(pool: asyncpg.Pool, at: datetime, count: int = 3) -> 
 
 
 async def test_a_silent_running_job_is_failed_once_and_its_abandon_is_published(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     tap = await tap_exchange(amqp, topology, "#.job.abandoned")
     clock = Clock(MONDAY + timedelta(minutes=10))
@@ -119,7 +121,7 @@ async def amqp_queue_depth(connection: AbstractRobustConnection, name: str) -> i
 
 
 async def test_a_slot_with_no_run_gives_one_job_missed_even_across_restarts(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     tap = await tap_exchange(amqp, topology, "#.job.missed")
     clock = Clock(MONDAY + GRACE - timedelta(seconds=1))
@@ -164,7 +166,7 @@ async def test_a_slot_with_no_run_gives_one_job_missed_even_across_restarts(
 
 
 async def test_the_first_check_looks_back_no_further_than_the_lookback(
-    pool: asyncpg.Pool, topology: Topology
+    pool: asyncpg.Pool, topology: BrokerNames
 ) -> None:
     clock = Clock(MONDAY + timedelta(days=30))
     dog = watchdog(pool, topology, clock, schedule="0 * * * *", lookback=timedelta(hours=3))
@@ -175,7 +177,7 @@ async def test_the_first_check_looks_back_no_further_than_the_lookback(
 
 
 async def test_slots_before_the_ledger_was_installed_are_never_reported_missed(
-    pool: asyncpg.Pool, topology: Topology
+    pool: asyncpg.Pool, topology: BrokerNames
 ) -> None:
     installed = await pool.fetchval("SELECT min(applied_at) FROM schema_migrations")
     clock = Clock(installed + timedelta(hours=3))
@@ -190,7 +192,7 @@ async def test_slots_before_the_ledger_was_installed_are_never_reported_missed(
 
 
 async def test_a_missed_slot_does_not_count_as_a_run_near_the_next_slot(
-    pool: asyncpg.Pool, topology: Topology
+    pool: asyncpg.Pool, topology: BrokerNames
 ) -> None:
     clock = Clock(MONDAY + timedelta(hours=1, minutes=1))
     dog = watchdog(pool, topology, clock, schedule="0 * * * *", lookback=timedelta(minutes=90))

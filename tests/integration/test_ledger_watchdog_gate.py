@@ -27,7 +27,7 @@ from contracts.events import (
     JobStarted,
     JobStartedPayload,
 )
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.bootstrap import Ledger, bootstrap
 from job_ledger.config import Settings
 from job_ledger.recording import record_events
@@ -48,7 +48,7 @@ class Clock:
 
 
 def ledger_settings(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, **overrides: object
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, **overrides: object
 ) -> Settings:
     options: dict[str, object] = {
         "database_url": database_url,
@@ -127,7 +127,7 @@ async def judged_with_backlog_folded(ledger: Ledger) -> CheckReport:
 async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     database_url: str,
     amqp_url: str,
     schema: str,
@@ -156,7 +156,7 @@ async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned
 async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     database_url: str,
     amqp_url: str,
     schema: str,
@@ -198,7 +198,7 @@ async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
 async def test_a_job_that_died_while_the_ledger_was_down_is_abandoned_once_folded(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     database_url: str,
     amqp_url: str,
     schema: str,
@@ -229,7 +229,7 @@ async def test_a_job_that_died_while_the_ledger_was_down_is_abandoned_once_folde
 async def test_the_watchdog_waits_for_the_settle_time_after_the_consumer_attached(
     pool: asyncpg.Pool,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     database_url: str,
     amqp_url: str,
     schema: str,

@@ -17,11 +17,11 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts import (
+    BrokerNames,
     JobAbandoned,
     JobAbandonedPayload,
     JobMissed,
     JobMissedPayload,
-    Topology,
 )
 from notifier.history import OutcomeEvent
 from tests.support.broker import eventually
@@ -257,7 +257,7 @@ async def test_each_outcome_reaches_the_providers_as_decided(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     case = cases()[name]

@@ -19,14 +19,15 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.deadletter import REASON_HEADER
+from chassis.topology import dead_letter_queue
 from contracts import (
+    BrokerNames,
     JobFinished,
     JobMissed,
     JobMissedPayload,
     NotificationSent,
     NotificationSentPayload,
     NotificationSkipped,
-    Topology,
     encode_event,
     event_body,
     parse_event,
@@ -56,7 +57,7 @@ async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_o
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(
@@ -96,7 +97,7 @@ async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
@@ -119,7 +120,7 @@ async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes
         await exchange.publish(encode_event(stray), f"{JOB_NAME}.job.missed", mandatory=True)
         await publish(channel, topology, good)
         records = await settled(database_url, schema, 2)
-        dead = await collect(await channel.get_queue(topology.notifier.dead_letter_queue), 3)
+        dead = await collect(await channel.get_queue(dead_letter_queue(topology.notifier_queue)), 3)
 
     # Messages are handled concurrently (prefetch), so the dead letters may come in any order.
     reasons = {m.body: str(m.headers[REASON_HEADER]) for m in dead}
@@ -139,7 +140,7 @@ async def test_without_resend_key_or_slack_url_alerts_end_skipped_with_the_reaso
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -197,7 +198,7 @@ async def test_health_readiness_and_metrics_describe_the_running_notifier(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(
@@ -257,7 +258,7 @@ async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)

@@ -15,10 +15,10 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts import (
+    BrokerNames,
     JobFinished,
     NotificationFailed,
     NotificationSent,
-    Topology,
     parse_event,
 )
 from notifier.config import Settings
@@ -44,7 +44,7 @@ def settings(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     resend: FakeResend,
     slack: FakeSlack,
 ) -> Settings:
@@ -54,7 +54,7 @@ def settings(
 
 
 @pytest.fixture
-async def outcomes(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
+async def outcomes(amqp: AbstractRobustConnection, topology: BrokerNames) -> AbstractQueue:
     """A tap on the notifier's own events (declared with the topology, before any publish)."""
     return await tap_exchange(amqp, topology, "#.notification.*")
 
@@ -67,7 +67,7 @@ async def run_once(
     settings: Settings, amqp: AbstractRobustConnection, event: JobFinished, records: int
 ) -> list[dict[str, Any]]:
     async with running_notifier(settings):
-        await publish(await amqp.channel(), settings.topology, event)
+        await publish(await amqp.channel(), settings.broker_names, event)
         return await settled(settings.database_url, settings.notifier_schema, records)
 
 
@@ -193,7 +193,7 @@ async def test_alerts_beyond_the_dispatchers_room_wait_for_a_slot_and_go_out_onc
     async with running_notifier(settings):
         channel = await amqp.channel()
         for event in events:
-            await publish(channel, settings.topology, event)
+            await publish(channel, settings.broker_names, event)
         records = await settled(settings.database_url, settings.notifier_schema, jobs)
 
     assert [r["state"] for r in records] == ["sent"] * jobs
@@ -216,11 +216,11 @@ async def test_slack_retries_5xx_and_429_and_fails_at_once_on_its_plain_text_err
     first = failed_run(("A", "x"))
     async with running_notifier(settings):
         channel = await amqp.channel()
-        await publish(channel, settings.topology, first)
+        await publish(channel, settings.broker_names, first)
         await settled(settings.database_url, settings.notifier_schema, 2)
         slack.script(slack_error(400, "invalid_payload"))
         second = failed_run(("B", "y"))
-        await publish(channel, settings.topology, second)
+        await publish(channel, settings.broker_names, second)
         records = await settled(settings.database_url, settings.notifier_schema, 4)
 
     by_job = {(r["job_id"], r["channel"]): r for r in records}
@@ -257,7 +257,7 @@ async def test_the_file_transport_writes_html_text_and_headers(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
     tmp_path: Path,
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from contracts import JobAbandoned, JobAbandonedPayload, JobFinished, Topology
+from contracts import BrokerNames, JobAbandoned, JobAbandonedPayload, JobFinished
 from notifier.history import OutcomeEvent
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend
@@ -49,7 +49,7 @@ def completed(daos: int, at: datetime) -> JobFinished:
 
 
 async def outcome_settled(
-    channel: AbstractChannel, topology: Topology, event: OutcomeEvent, schema: str, url: str
+    channel: AbstractChannel, topology: BrokerNames, event: OutcomeEvent, schema: str, url: str
 ) -> list[dict[str, Any]]:
     """Publish ``event`` and wait until its records exist and none is pending; return them."""
     await publish(channel, topology, event)
@@ -61,7 +61,7 @@ async def outcome_settled(
 
 
 async def all_consumed(
-    amqp: AbstractRobustConnection, topology: Topology, url: str, schema: str, events: int
+    amqp: AbstractRobustConnection, topology: BrokerNames, url: str, schema: str, events: int
 ) -> None:
     """Wait until ``events`` distinct events are recorded and the queue holds nothing ready
     (duplicates included); the notifier's drain then finishes what it has in hand."""
@@ -93,7 +93,7 @@ async def test_a_retry_is_no_drop_and_the_next_week_is_measured_against_the_last
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(
@@ -132,7 +132,7 @@ async def test_a_run_of_unknown_scope_is_neither_checked_nor_taken_as_the_baseli
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
@@ -161,7 +161,7 @@ async def test_a_completed_run_after_an_abandoned_one_is_recovered_once_however_
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(
@@ -203,7 +203,7 @@ async def test_a_late_job_finished_of_an_abandoned_job_still_gets_its_own_email(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)

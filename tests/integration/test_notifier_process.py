@@ -18,9 +18,10 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology, publisher_channel
 from chassis.deadletter import REASON_HEADER
+from chassis.topology import Topology, dead_letter_queue
 from contracts import (
+    BrokerNames,
     JobFinished,
-    Topology,
     encode_event,
     parse_event,
     routing_key,
@@ -44,7 +45,7 @@ _SETTING_VARS = {
 
 
 def notifier_env(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, **extra: str
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, **extra: str
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SETTING_VARS}
     env.update(service_env(database_url, amqp_url, topology))
@@ -86,7 +87,7 @@ async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
     tmp_path: Path,
 ) -> None:
@@ -135,7 +136,7 @@ async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same
 
 
 async def test_migrate_creates_the_tables_and_says_so(
-    database_url: str, amqp_url: str, schema: str, topology: Topology
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
 ) -> None:
     env = notifier_env(database_url, amqp_url, schema, topology)
     code, out, err = await run(env, "migrate")
@@ -162,7 +163,7 @@ async def test_migrate_creates_the_tables_and_says_so(
 
 
 async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_2(
-    database_url: str, amqp_url: str, schema: str, topology: Topology
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
 ) -> None:
     env = notifier_env(database_url, amqp_url, schema, topology)
     cases = {
@@ -190,12 +191,12 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exc
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     env = notifier_env(database_url, amqp_url, schema, topology)
     channel = await publisher_channel(amqp)
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     event = completed_run()
     message = encode_event(event)
     message.headers = {
@@ -204,7 +205,7 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exc
         "x-original-routing-key": routing_key(event),
     }
     await channel.default_exchange.publish(
-        message, topology.notifier.dead_letter_queue, mandatory=True
+        message, dead_letter_queue(topology.notifier_queue), mandatory=True
     )
 
     code, out, err = await run(env, "dead-letters", "list")
@@ -212,12 +213,12 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exc
     [header, row] = out.splitlines()
     assert row.split("\t")[:2] == [str(event.event_id), "weekly-gvs-recalculation.job.finished"]
     assert "database unreachable 50 times" in row
-    assert err.strip() == f"1 dead letter(s) in {topology.notifier.dead_letter_queue}"
+    assert err.strip() == f"1 dead letter(s) in {dead_letter_queue(topology.notifier_queue)}"
 
     code, _, err = await run(env, "dead-letters", "replay", "--all")
     assert code == 0, err
     [back] = await collect(await channel.get_queue(topology.notifier_queue), 1)
     assert parse_event(back.body) == event
     assert REASON_HEADER not in (back.headers or {})
-    dead = await channel.declare_queue(topology.notifier.dead_letter_queue, passive=True)
+    dead = await channel.declare_queue(dead_letter_queue(topology.notifier_queue), passive=True)
     assert dead.declaration_result.message_count == 0

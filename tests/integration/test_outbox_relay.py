@@ -15,10 +15,11 @@ from yarl import URL
 from chassis.broker import connect, declare_topology, publisher_channel
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS, OutboxRelay, enqueue, pending_count
+from chassis.topology import Topology
 from contracts import (
+    BrokerNames,
     DaoProcessed,
     DaoProcessedPayload,
-    Topology,
     encode_event,
     parse_event,
     routing_key,
@@ -46,7 +47,7 @@ def processed(seq: int) -> DaoProcessed:
     )
 
 
-async def write_events(pool: asyncpg.Pool, topology: Topology, count: int) -> None:
+async def write_events(pool: asyncpg.Pool, topology: BrokerNames, count: int) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for seq in range(1, count + 1):
             event = processed(seq)
@@ -54,9 +55,9 @@ async def write_events(pool: asyncpg.Pool, topology: Topology, count: int) -> No
 
 
 async def test_relay_publishes_every_row_in_order_and_marks_it_sent(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     await write_events(pool, topology, 1200)
 
     relay = OutboxRelay(pool, amqp, batch_size=500)
@@ -69,7 +70,7 @@ async def test_relay_publishes_every_row_in_order_and_marks_it_sent(
 
 
 async def test_rows_wait_in_the_outbox_while_no_queue_is_bound(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     # Only the exchange exists: a fresh deployment before any consumer declared its queue.
     channel = await publisher_channel(amqp)
@@ -80,16 +81,16 @@ async def test_rows_wait_in_the_outbox_while_no_queue_is_bound(
     assert await relay.drain(timeout_s=1) == 5
     assert "returned" in (relay.last_error or "")
 
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     assert await relay.drain(timeout_s=10) == 0
     queue = await channel.get_queue(topology.ledger_queue)
     assert len(await collect(queue, 5)) == 5
 
 
 async def test_a_broker_outage_delays_events_and_loses_none(
-    pool: asyncpg.Pool, amqp_url: str, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp_url: str, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     url = URL(amqp_url)
     async with TcpProxy(url.host or "127.0.0.1", url.port or 5672) as proxy:
         relay_connection = await connect(str(url.with_port(proxy.port)), timeout_s=5)
@@ -121,9 +122,9 @@ async def test_a_broker_outage_delays_events_and_loses_none(
 
 
 async def test_prune_deletes_only_rows_sent_before_the_retention(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: Topology
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
-    await declare_topology(await amqp.channel(), topology)
+    await declare_topology(await amqp.channel(), Topology.of(topology))
     await write_events(pool, topology, 3)
     relay = OutboxRelay(pool, amqp, retention=timedelta(hours=1))
     await relay.drain(timeout_s=10)

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import JobFinished, JobStarted, Topology, parse_event
+from contracts import BrokerNames, JobFinished, JobStarted, parse_event
 from recalculator.guard import run_lock
 from tests.support.broker import collect, consumer_count, eventually, tap_exchange
 from tests.support.processes import run_command
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
     return {**recalc_env(database_url, amqp_url, schema, topology), "OUTBOX_DRAIN_TIMEOUT": "10s"}
 
 
@@ -80,7 +80,7 @@ async def test_a_sample_run_scores_eleven_daos_and_reports_compound_failed(
 
 
 async def test_a_full_run_says_scope_all_and_a_dao_run_says_subset_on_the_exchange(
-    env: dict[str, str], amqp: AbstractRobustConnection, topology: Topology
+    env: dict[str, str], amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     tap = await tap_exchange(amqp, topology, "#.job.*")
     assert (await recalculator(env, "daos", "import", str(REPO / "data/daos.sample.json")))[0] == 0
@@ -151,7 +151,7 @@ async def test_a_setup_error_is_one_clear_line_and_exit_code_2(
 
 
 async def test_the_worker_stops_cleanly_on_sigterm(
-    env: dict[str, str], topology: Topology, amqp: AbstractRobustConnection
+    env: dict[str, str], topology: BrokerNames, amqp: AbstractRobustConnection
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import REGISTRY
 
 from chassis.database import create_pool
-from contracts import Event, JobFinished, RunRequested, Topology, parse_event
+from contracts import BrokerNames, Event, JobFinished, RunRequested, parse_event
 from contracts.events import utc_now
 from recalculator.daos import DaoRef
 from recalculator.jobs import JobStore
@@ -78,7 +78,7 @@ async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_on
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     tap = await tap_exchange(amqp, topology)
@@ -142,7 +142,7 @@ async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_on
 
 
 async def test_a_step_retried_after_its_commit_writes_its_event_once(
-    database_url: str, amqp_url: str, schema: str, topology: Topology
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
 ) -> None:
     """What a retry does when the restart cut the answer to a COMMIT that did commit."""
     settings = recalc_settings(database_url, amqp_url, schema, topology)

@@ -8,7 +8,7 @@ from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
 from chassis.outbox import pending_count
-from contracts import Topology, parse_event
+from contracts import BrokerNames, parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
@@ -22,7 +22,7 @@ async def test_a_broker_outage_during_a_run_delays_events_and_loses_none(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     amqp: AbstractRobustConnection,
 ) -> None:
     tap = await tap_exchange(amqp, topology)

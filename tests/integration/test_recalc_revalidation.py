@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import JobFinished, JobFinishedPayload, Topology, parse_event
+from contracts import BrokerNames, JobFinished, JobFinishedPayload, parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
@@ -36,7 +36,7 @@ async def endpoint() -> AsyncIterator[RevalidationEndpoint]:
 
 
 @pytest.fixture
-async def base(database_url: str, amqp_url: str, schema: str, topology: Topology) -> Settings:
+async def base(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> Settings:
     settings = recalc_settings(database_url, amqp_url, schema, topology)
     await seed_daos(settings, 3)
     return settings
@@ -47,7 +47,7 @@ async def run_job(
 ) -> JobFinished:
     """One run of every DAO with the revalidation settings given; returns its JobFinished."""
     settings = Settings(**{**settings.model_dump(), **revalidation})
-    tap = await tap_exchange(amqp, settings.topology, "#.job.finished")
+    tap = await tap_exchange(amqp, settings.broker_names, "#.job.finished")
     source = GatedSource()
     source.open()
     async with bootstrap(settings, source=source) as app:

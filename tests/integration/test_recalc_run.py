@@ -16,6 +16,7 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts import (
+    BrokerNames,
     DaoFailed,
     DaoFailedPayload,
     DaoProcessed,
@@ -25,7 +26,6 @@ from contracts import (
     JobFinishedPayload,
     JobStarted,
     JobStartedPayload,
-    Topology,
     parse_event,
 )
 from recalculator.bootstrap import App, bootstrap
@@ -85,12 +85,12 @@ def assert_contiguous(events: Sequence[Event]) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_url: str, schema: str, topology: Topology) -> Settings:
+def settings(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> Settings:
     return recalc_settings(database_url, amqp_url, schema, topology)
 
 
 async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_sequence(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 50)
     queue = await tap_exchange(amqp, topology)
@@ -142,7 +142,7 @@ async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_seque
 
 
 async def test_thirty_of_fifty_failing_fails_the_job(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 50)
     queue = await tap_exchange(amqp, topology)
@@ -166,7 +166,7 @@ async def test_thirty_of_fifty_failing_fails_the_job(
 
 
 async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 20)
     queue = await tap_exchange(amqp, topology)
@@ -201,7 +201,7 @@ async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
 
 
 async def test_a_run_of_named_daos_says_subset_in_job_started_and_job_finished(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 4)
     queue = await tap_exchange(amqp, topology)
@@ -243,7 +243,7 @@ async def test_unknown_or_inactive_dao_ids_refuse_the_run_naming_them_and_write_
 
 
 async def test_no_active_daos_completes_with_zero_of_zero(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 2, inactive=(0, 1))
     queue = await tap_exchange(amqp, topology)
@@ -259,7 +259,7 @@ async def test_no_active_daos_completes_with_zero_of_zero(
 
 
 async def test_two_runs_started_at_once_run_exactly_once(
-    settings: Settings, amqp: AbstractRobustConnection, topology: Topology
+    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
 ) -> None:
     await seed_daos(settings, 5)
     queue = await tap_exchange(amqp, topology)

@@ -18,13 +18,14 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
+from chassis.topology import dead_letter_queue
 from contracts import (
+    BrokerNames,
     Event,
     JobFinished,
     RunAccepted,
     RunRefused,
     RunRequested,
-    Topology,
     parse_event,
 )
 from recalculator.answers import answer_event_id
@@ -39,7 +40,9 @@ from tests.support.recalc import GatedSource, recalc_settings, running_worker, s
 
 
 @pytest.fixture
-async def settings(database_url: str, amqp_url: str, schema: str, topology: Topology) -> Settings:
+async def settings(
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
+) -> Settings:
     settings = recalc_settings(database_url, amqp_url, schema, topology, dao_timeout="60s")
     await seed_daos(settings, 3, inactive=(2,))
     return settings
@@ -57,12 +60,12 @@ async def worker(settings: Settings, source: GatedSource) -> AsyncIterator[Worke
 
 
 @pytest.fixture
-async def tap(amqp: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
+async def tap(amqp: AbstractRobustConnection, topology: BrokerNames) -> AbstractQueue:
     return await tap_exchange(amqp, topology, "#.run.*")
 
 
 async def answer_to(
-    amqp: AbstractRobustConnection, topology: Topology, tap: AbstractQueue, command: RunRequested
+    amqp: AbstractRobustConnection, topology: BrokerNames, tap: AbstractQueue, command: RunRequested
 ) -> Event:
     """Publish ``command`` as the ledger or the cron would; return the one answer it gets."""
     await publish_run_request(amqp, topology, command)
@@ -73,12 +76,12 @@ async def answer_to(
     return answer
 
 
-async def commands_left(amqp: AbstractRobustConnection, topology: Topology) -> tuple[int, int]:
+async def commands_left(amqp: AbstractRobustConnection, topology: BrokerNames) -> tuple[int, int]:
     """Messages in the commands queue and in its dead-letter queue."""
     channel = await amqp.channel()
     try:
         queue = await channel.declare_queue(topology.commands_queue, passive=True)
-        dead = await channel.declare_queue(topology.commands.dead_letter_queue, passive=True)
+        dead = await channel.declare_queue(dead_letter_queue(topology.commands_queue), passive=True)
         counts = (queue.declaration_result.message_count, dead.declaration_result.message_count)
     finally:
         await channel.close()
@@ -108,7 +111,7 @@ async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothin
     source: GatedSource,
     settings: Settings,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     tap: AbstractQueue,
 ) -> None:
     source.open()
@@ -164,7 +167,7 @@ async def test_a_request_the_worker_cannot_run_is_refused_with_the_reason_and_ac
     worker: Worker,
     settings: Settings,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     tap: AbstractQueue,
     job_name: str | None,
     dao_ids: list[str] | None,
@@ -193,7 +196,7 @@ async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_ref
     worker: Worker,
     settings: Settings,
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     tap: AbstractQueue,
 ) -> None:
     held = GatedSource()
@@ -230,7 +233,7 @@ async def trigger(settings: Settings, *args: str) -> tuple[int, str, str]:
     env = {
         **os.environ,
         **service_env(
-            settings.database_url, settings.amqp_url.get_secret_value(), settings.topology
+            settings.database_url, settings.amqp_url.get_secret_value(), settings.broker_names
         ),
         "LOG_FORMAT": "json",
     }

@@ -14,13 +14,14 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
+from chassis.topology import Topology, dead_letter_queue
 from contracts import (
+    BrokerNames,
     DaoProcessed,
     JobFinished,
     JobStarted,
     RunAccepted,
     RunRequested,
-    Topology,
     parse_event,
 )
 from recalculator.config import Settings
@@ -34,7 +35,7 @@ from tests.support.snapshot_hub import SnapshotHub
 
 @pytest.fixture
 async def running_worker(
-    database_url: str, amqp_url: str, schema: str, topology: Topology
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
 ) -> AsyncIterator[tuple[Worker, Settings]]:
     base = recalc_settings(database_url, amqp_url, schema, topology)
     await seed_daos(base, 6)
@@ -47,11 +48,11 @@ async def running_worker(
 async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_comes_twice(
     running_worker: tuple[Worker, Settings],
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     worker, settings = running_worker
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     tap = await tap_queue(channel, topology.exchange)
 
     command = RunRequested(
@@ -109,7 +110,7 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
 async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worker_goes_on(
     running_worker: tuple[Worker, Settings],
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     _, settings = running_worker
     channel = await amqp.channel()
@@ -117,7 +118,7 @@ async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worke
         aio_pika.Message(b'{"schema_version": 1, "trigger": "whenever"}'),
         routing_key=topology.commands_queue,
     )
-    dead = await channel.get_queue(topology.commands.dead_letter_queue)
+    dead = await channel.get_queue(dead_letter_queue(topology.commands_queue))
     [message] = await collect(dead, 1, timeout_s=15)
     reason = str((message.headers or {})[REASON_HEADER])
     assert reason.startswith("invalid command: invalid RunRequested: trigger:")
@@ -134,7 +135,7 @@ async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worke
 async def test_health_and_metrics_are_served_over_http(
     running_worker: tuple[Worker, Settings],
     amqp: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
 ) -> None:
     worker, settings = running_worker
     channel = await amqp.channel()

@@ -27,12 +27,12 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts import (
+    BrokerNames,
     Event,
     JobFinished,
     JobStarted,
     RunAccepted,
     RunRequested,
-    Topology,
     parse_event,
 )
 from recalculator.config import Settings
@@ -63,7 +63,7 @@ JOB = "weekly-gvs-recalculation"
 DOWN_S = 3.0
 
 
-async def requested_run_ends(amqp_url: str, topology: Topology, job_name: str) -> list[Any]:
+async def requested_run_ends(amqp_url: str, topology: BrokerNames, job_name: str) -> list[Any]:
     """Publish a RunRequested as the cron or the ledger would; return the run's events, from
     RunAccepted to JobFinished, read on a tap of the exchange."""
     connection = await aio_pika.connect_robust(amqp_url)
@@ -94,7 +94,7 @@ def worker_process(env: dict[str, str], tmp_path: Path, port: int) -> ServicePro
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
     return recalc_env(database_url, amqp_url, schema, topology)
 
 
@@ -128,7 +128,7 @@ async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_ev
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     tmp_path: Path,
 ) -> None:
     code, _, err = await run_command(
@@ -176,7 +176,7 @@ async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_ev
 
 
 async def restart_broker_while_held(
-    pool: asyncpg.Pool, schema: str, amqp_url: str, topology: Topology, command: RunRequested
+    pool: asyncpg.Pool, schema: str, amqp_url: str, topology: BrokerNames, command: RunRequested
 ) -> None:
     """Publish ``command`` and restart the broker while the worker holds it (delivered, not
     acked): a lock on ``jobs`` keeps it before its job row until the broker is down. The broker
@@ -196,7 +196,7 @@ async def restart_broker_while_held(
         await ensure_broker_up()
 
 
-async def publish_once(amqp_url: str, topology: Topology, command: RunRequested) -> None:
+async def publish_once(amqp_url: str, topology: BrokerNames, command: RunRequested) -> None:
     """Publish ``command`` as the cron or the ledger would, on a connection of its own."""
     connection = await aio_pika.connect_robust(amqp_url)
     try:
@@ -207,7 +207,7 @@ async def publish_once(amqp_url: str, topology: Topology, command: RunRequested)
 
 @pytest.fixture
 async def served(
-    database_url: str, amqp_url: str, schema: str, topology: Topology
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
 ) -> AsyncIterator[tuple[Worker, Settings]]:
     settings = recalc_settings(database_url, amqp_url, schema, topology)
     await seed_daos(settings, 2)
@@ -245,7 +245,7 @@ async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_
     served: tuple[Worker, Settings], amqp: AbstractRobustConnection, amqp_url: str
 ) -> None:
     worker, settings = served
-    queue = settings.topology.commands_queue
+    queue = settings.broker_names.commands_queue
     async with aiohttp.ClientSession() as http:
         assert await readiness(http, worker) == (
             200,
@@ -260,5 +260,5 @@ async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_
         # Nothing here attaches it again: the worker's own watch must.
         await eventually(lambda: readiness(http, worker), lambda seen: seen[0] == 200, timeout_s=30)
     assert await consumer_count(amqp, queue) == 1
-    events = await requested_run_ends(amqp_url, settings.topology, settings.job_name)
+    events = await requested_run_ends(amqp_url, settings.broker_names, settings.job_name)
     assert events[-1].payload.daos_processed == 2

@@ -16,7 +16,8 @@ from aio_pika.abc import (
 )
 
 from chassis.broker import declare_topology
-from contracts.topology import Topology
+from chassis.topology import Topology
+from contracts.topology import BrokerNames
 
 T = TypeVar("T")
 
@@ -31,11 +32,11 @@ async def tap_queue(
 
 
 async def tap_exchange(
-    amqp: AbstractRobustConnection, topology: Topology, binding: str = "#"
+    amqp: AbstractRobustConnection, topology: BrokerNames, binding: str = "#"
 ) -> AbstractQueue:
     """Declare ``topology`` (as a service would at start), then :func:`tap_queue` its exchange."""
     channel = await amqp.channel()
-    await declare_topology(channel, topology)
+    await declare_topology(channel, Topology.of(topology))
     return await tap_queue(channel, topology.exchange, binding)
 
 

@@ -7,7 +7,8 @@ import contextlib
 import aio_pika
 import asyncpg
 
-from contracts.topology import Topology
+from chassis.topology import Topology
+from contracts.topology import BrokerNames
 
 
 async def drop_schemas(database_url: str, *schemas: str) -> None:
@@ -20,12 +21,12 @@ async def drop_schemas(database_url: str, *schemas: str) -> None:
         await conn.close()
 
 
-async def remove_topology(amqp_url: str, topology: Topology) -> None:
+async def remove_topology(amqp_url: str, topology: BrokerNames) -> None:
     """Delete the topology's queues, their dead-letter queues and its exchange; what is already
     gone is no error (each deletion on a channel of its own, as a failed one closes it)."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        for spec in topology.queues():
+        for spec in Topology.of(topology).queues:
             for name in (spec.name, spec.dead_letter_queue):
                 channel = await connection.channel()
                 with contextlib.suppress(aio_pika.exceptions.AMQPError):

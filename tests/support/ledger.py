@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractRobustConnection
 from chassis.broker import publisher_channel
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from chassis.topology import Topology
 from contracts.codec import encode_event, parse_command
 from contracts.commands import RunRequested
 from contracts.events import (
@@ -30,7 +31,7 @@ from contracts.events import (
     JobStartedPayload,
     routing_key,
 )
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 from job_ledger.consumer import EventConsumer
 from job_ledger.migrations import MIGRATIONS
 from tests.support.processes import service_env
@@ -38,7 +39,9 @@ from tests.support.processes import service_env
 JOB_NAME = "weekly-gvs-recalculation"
 
 
-def ledger_env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def ledger_env(
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
+) -> dict[str, str]:
     """The environment a ``job-ledger`` process reads for this test's schema and broker names,
     logging JSON at INFO; no ``ADMIN_PASSWORD`` (a caller serving the API adds it)."""
     return {
@@ -90,7 +93,7 @@ def job_events(job_id: uuid.UUID, count: int, fail_every: int = 7) -> list[Event
 
 
 async def publish(
-    connection: AbstractRobustConnection, topology: Topology, events: Sequence[Event]
+    connection: AbstractRobustConnection, topology: BrokerNames, events: Sequence[Event]
 ) -> None:
     channel = await publisher_channel(connection)
     try:
@@ -107,7 +110,11 @@ async def publish(
 
 
 async def publish_raw(
-    connection: AbstractRobustConnection, topology: Topology, body: bytes, key: str, message_id: str
+    connection: AbstractRobustConnection,
+    topology: BrokerNames,
+    body: bytes,
+    key: str,
+    message_id: str,
 ) -> None:
     channel = await publisher_channel(connection)
     try:
@@ -124,13 +131,13 @@ async def publish_raw(
 async def consuming(
     pool: asyncpg.Pool,
     connection: AbstractRobustConnection,
-    topology: Topology,
+    topology: BrokerNames,
     batch_size: int = 500,
 ) -> AsyncIterator[tuple[EventConsumer, asyncio.Task[None]]]:
     consumer = EventConsumer(
         pool,
         connection,
-        topology.ledger,
+        Topology.of(topology).queue(topology.ledger_queue),
         batch_size=batch_size,
         batch_wait=timedelta(milliseconds=20),
         max_backoff_s=1.0,
@@ -145,7 +152,7 @@ async def consuming(
 
 
 async def take_commands(
-    amqp: AbstractRobustConnection, topology: Topology, count: int, within_s: float = 10.0
+    amqp: AbstractRobustConnection, topology: BrokerNames, count: int, within_s: float = 10.0
 ) -> list[RunRequested]:
     """Consume (and ack) what is on the commands queue for up to ``within_s``, stopping at
     ``count``; return what came.

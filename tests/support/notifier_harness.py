@@ -15,7 +15,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
-from contracts import JobFinished, Topology, encode_event, routing_key
+from contracts import BrokerNames, JobFinished, encode_event, routing_key
 from contracts.events import Envelope, Scope
 from notifier.bootstrap import bootstrap
 from notifier.config import Settings
@@ -29,7 +29,7 @@ def notifier_settings(
     database_url: str,
     amqp_url: str,
     schema: str,
-    topology: Topology,
+    topology: BrokerNames,
     *,
     resend: FakeResend | None = None,
     slack: FakeSlack | None = None,
@@ -95,13 +95,15 @@ async def running_notifier(settings: Settings) -> AsyncIterator[Notifier]:
             await task
 
 
-async def publish(channel: AbstractChannel, topology: Topology, event: Envelope) -> None:
+async def publish(channel: AbstractChannel, topology: BrokerNames, event: Envelope) -> None:
     """Publish ``event`` on the test's exchange as a producer would (mandatory, confirmed)."""
     exchange = await channel.get_exchange(topology.exchange)
     await exchange.publish(encode_event(event), routing_key(event), mandatory=True)
 
 
-async def publish_raw(channel: AbstractChannel, topology: Topology, body: bytes, key: str) -> None:
+async def publish_raw(
+    channel: AbstractChannel, topology: BrokerNames, body: bytes, key: str
+) -> None:
     exchange = await channel.get_exchange(topology.exchange)
     await exchange.publish(aio_pika.Message(body=body), key, mandatory=True)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import aiohttp
 
-from contracts.topology import Topology
+from contracts.topology import BrokerNames
 
 SCRIPTS = Path(sys.executable).parent
 
 
-def service_env(database_url: str, amqp_url: str, topology: Topology) -> dict[str, str]:
+def service_env(database_url: str, amqp_url: str, topology: BrokerNames) -> dict[str, str]:
     """The variables every service reads to find this test's Postgres, RabbitMQ and broker
     names; a service's schema and its own settings come on top."""
     return {

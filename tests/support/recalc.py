@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from contracts import Topology
+from contracts import BrokerNames
 from recalculator.bootstrap import migrate_schema
 from recalculator.config import Settings
 from recalculator.daos import DaoRef
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def recalc_settings(
-    database_url: str, amqp_url: str, schema: str, topology: Topology, **overrides: Any
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, **overrides: Any
 ) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -51,7 +51,9 @@ def recalc_settings(
     return Settings(**values)
 
 
-def recalc_env(database_url: str, amqp_url: str, schema: str, topology: Topology) -> dict[str, str]:
+def recalc_env(
+    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
+) -> dict[str, str]:
     """The environment a ``recalculator`` process reads for this test's schema and broker names
     on top of this one's: governance from the sample file, a 5 s DAO timeout, JSON logs at INFO."""
     return {

@@ -15,6 +15,7 @@ from chassis.settings import (
     load_settings,
     parse_duration,
 )
+from job_ledger.config import Settings as LedgerSettings
 
 
 @pytest.mark.parametrize(
@@ -60,9 +61,9 @@ def test_the_amqp_password_is_not_shown_in_the_settings_repr(
 def test_topology_names_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTS_EXCHANGE", "mine.events")
     monkeypatch.setenv("LEDGER_QUEUE", "mine.job-ledger.events")
-    topology = load_settings(BaseServiceSettings).topology
+    topology = load_settings(LedgerSettings).topology
     assert topology.exchange == "mine.events"
-    assert topology.ledger.dead_letter_queue == "mine.job-ledger.dead"
+    assert topology.queue("mine.job-ledger.events").dead_letter_queue == "mine.job-ledger.dead"
 
 
 class _Scheduled(BaseServiceSettings):

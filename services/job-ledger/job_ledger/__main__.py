@@ -214,7 +214,7 @@ async def dead_letters_command(settings: Settings, action: str, ids: list[str] |
         return await dead_letter_command(
             connection,
             action,
-            settings.topology.ledger.dead_letter_queue,
+            settings.topology.queue(settings.ledger_queue).dead_letter_queue,
             settings.topology.exchange,
             ids,
         )

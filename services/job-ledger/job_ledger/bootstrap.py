@@ -22,10 +22,10 @@ from chassis.broker import connect, declare_topology, publisher_channel
 from chassis.database import create_pool
 from chassis.health import ReadinessCheck
 from chassis.outbox import OutboxRelay
+from chassis.topology import Topology
 from contracts.codec import encode_command
 from contracts.commands import RunRequested
 from contracts.events import utc_now
-from contracts.topology import Topology
 from job_ledger.catch_up import CatchUpGate
 from job_ledger.config import Settings
 from job_ledger.consumer import EventConsumer
@@ -99,7 +99,7 @@ async def bootstrap(
         consumer = EventConsumer(
             pool,
             connection,
-            topology.ledger,
+            topology.queue(settings.ledger_queue),
             batch_size=settings.ledger_batch_size,
             batch_wait=settings.ledger_batch_wait,
             clock=clock,
@@ -125,7 +125,7 @@ async def bootstrap(
         async def request_run(command: RunRequested) -> None:
             """Publish ``command`` to the commands queue; returns once the broker confirmed."""
             await commands.default_exchange.publish(
-                encode_command(command), routing_key=topology.commands_queue, mandatory=True
+                encode_command(command), routing_key=settings.commands_queue, mandatory=True
             )
             log.info(
                 "published RunRequested (%s)",

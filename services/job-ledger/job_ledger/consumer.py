@@ -30,9 +30,9 @@ from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment
 from chassis.broker import publisher_channel
 from chassis.database import TRANSIENT_DATABASE_ERRORS
 from chassis.deadletter import dead_letter
+from chassis.topology import QueueSpec
 from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
-from contracts.topology import QueueSpec
 from job_ledger import metrics
 from job_ledger.catch_up import DeliveryProgress
 from job_ledger.event_store import StoreResult

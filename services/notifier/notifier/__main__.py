@@ -59,7 +59,7 @@ async def _dead_letters(settings: Settings, action: str, ids: list[str] | None) 
         return await dead_letter_command(
             connection,
             action,
-            settings.topology.notifier.dead_letter_queue,
+            settings.topology.queue(settings.notifier_queue).dead_letter_queue,
             settings.topology.exchange,
             ids,
         )

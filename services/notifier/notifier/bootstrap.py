@@ -131,7 +131,7 @@ async def bootstrap(
         consumer = Consumer(
             pool,
             connection,
-            topology.notifier,
+            topology.queue(settings.notifier_queue),
             channel,
             Planning(settings.revalidation_configured, settings.admin_base_url),
             dispatcher,

@@ -28,9 +28,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment
 from chassis.deadletter import dead_letter
+from chassis.topology import QueueSpec
 from contracts.codec import ContractError, parse_event
 from contracts.events import JobAbandoned, JobFinished, JobMissed
-from contracts.topology import QueueSpec
 from notifier.dispatcher import Dispatcher
 from notifier.intake import Claim, Planning, Recorded, record_outcome
 from notifier.metrics import EVENTS_CONSUMED

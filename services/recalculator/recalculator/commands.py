@@ -109,11 +109,11 @@ async def trigger_run(
     )
     try:
         if wait_s is None:
-            await publish_run_request(connection, settings.topology, command)
+            await publish_run_request(connection, settings.broker_names, command)
             print(command.request_id)
             return 0
-        async with answer_listener(connection, settings.topology, command) as wait:
-            await publish_run_request(connection, settings.topology, command)
+        async with answer_listener(connection, settings.broker_names, command) as wait:
+            await publish_run_request(connection, settings.broker_names, command)
             print(command.request_id)
             answer = await wait(wait_s)
     finally:
@@ -159,7 +159,7 @@ async def run_cron(settings: Settings) -> int:
                     stop=stop_after_delay(600), wait=wait_exponential_jitter(1, 60), reraise=True
                 ):
                     with attempt:
-                        await publish_run_request(connection, settings.topology, command)
+                        await publish_run_request(connection, settings.broker_names, command)
             except Exception:
                 log.exception("could not publish the RunRequested of slot %s", iso)
 

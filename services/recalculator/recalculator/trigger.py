@@ -18,12 +18,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.broker import declare_exchange, declare_topology, publisher_channel
+from chassis.topology import Topology
 from contracts import (
+    BrokerNames,
     ContractError,
     RunAccepted,
     RunRefused,
     RunRequested,
-    Topology,
     encode_command,
     parse_event,
 )
@@ -40,23 +41,24 @@ def slot_request_id(job_name: str, slot_iso: str) -> UUID:
 
 
 async def publish_run_request(
-    connection: AbstractRobustConnection, topology: Topology, command: RunRequested
+    connection: AbstractRobustConnection, names: BrokerNames, command: RunRequested
 ) -> None:
-    """Declares the topology and publishes ``command`` to the commands queue; returns once the
-    broker confirmed it. Raises aio-pika's error when it was not confirmed or not routed.
+    """Declares the whole topology and publishes ``command`` to the commands queue of ``names``;
+    returns once the broker confirmed it. Raises aio-pika's error when it was not confirmed or
+    not routed.
     Publishing twice is harmless: the worker runs one job per ``request_id``."""
     channel = await publisher_channel(connection)
     try:
-        await declare_topology(channel, topology)
+        await declare_topology(channel, Topology.of(names))
         await channel.default_exchange.publish(
-            encode_command(command), routing_key=topology.commands_queue, mandatory=True
+            encode_command(command), routing_key=names.commands_queue, mandatory=True
         )
     finally:
         await channel.close()
     log.info(
         "published RunRequested (%s) to %s",
         command.trigger,
-        topology.commands_queue,
+        names.commands_queue,
         extra={"request_id": command.request_id},
     )
 
@@ -67,7 +69,7 @@ WaitForAnswer = Callable[[float], Awaitable[Answer | None]]
 
 @contextlib.asynccontextmanager
 async def answer_listener(
-    connection: AbstractRobustConnection, topology: Topology, command: RunRequested
+    connection: AbstractRobustConnection, names: BrokerNames, command: RunRequested
 ) -> AsyncIterator[WaitForAnswer]:
     """Listens on the exchange for ``command``'s answer from the moment this enters (so enter
     before publishing); yields ``wait(timeout_s)``, which returns the answer, or None when none
@@ -88,10 +90,10 @@ async def answer_listener(
 
     channel = await connection.channel()
     try:
-        await declare_exchange(channel, topology)
+        await declare_exchange(channel, Topology.of(names))
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         for kind in ("run.accepted", "run.refused"):
-            await queue.bind(topology.exchange, routing_key=f"{command.job_name}.{kind}")
+            await queue.bind(names.exchange, routing_key=f"{command.job_name}.{kind}")
         await queue.consume(on_message)
         yield wait
     finally:

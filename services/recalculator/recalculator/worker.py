@@ -28,6 +28,7 @@ from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment, watch_attachment
 from chassis.broker import declare_topology, publisher_channel
 from chassis.deadletter import dead_letter
 from chassis.health import ReadinessCheck, bound_port, health_app, serve_http
+from chassis.topology import dead_letter_queue
 from contracts import ContractError, RunRequested, parse_command
 from recalculator.answers import RequestAnswers, refusal_before_running
 from recalculator.bootstrap import App, bootstrap, migrate_schema
@@ -84,7 +85,10 @@ class CommandConsumer:
         # None is the "stop" sentinel put in by detach(), after the messages to give back.
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._attachment = Attachment(
-            app.connection, app.settings.topology.commands, 1, self._on_message
+            app.connection,
+            app.settings.topology.queue(app.settings.commands_queue),
+            1,
+            self._on_message,
         )
         self._stopping = False
         self.handled = 0
@@ -145,7 +149,7 @@ class CommandConsumer:
         try:
             command = parse_command(message.body)
         except ContractError as exc:
-            dead_queue = self._app.settings.topology.commands.dead_letter_queue
+            dead_queue = dead_letter_queue(self._app.settings.commands_queue)
             await dead_letter(
                 self._dead_letter_channel, message, dead_queue, f"invalid command: {exc}"
             )
