@@ -10,7 +10,8 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts.topology import BrokerNames
-from tests.support.cleanup import drop_schemas, remove_topology
+from tests.harness.scratch import drop_schemas, remove_topology, topology_named
+from tests.harness.stack import Stack
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -47,12 +48,7 @@ async def schema(database_url: str, unique: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def topology(amqp_url: str, unique: str) -> AsyncIterator[BrokerNames]:
     """Exchange and queue names of this test's own, deleted from the broker afterwards."""
-    topo = BrokerNames(
-        exchange=f"test.{unique}.events",
-        ledger_queue=f"test.{unique}.job-ledger.events",
-        notifier_queue=f"test.{unique}.notifier.events",
-        commands_queue=f"test.{unique}.recalculator.commands",
-    )
+    topo = topology_named(f"test.{unique}")
     yield topo
     await remove_topology(amqp_url, topo)
 
@@ -62,3 +58,19 @@ async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(amqp_url)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+async def stack(
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: BrokerNames,
+    amqp: AbstractRobustConnection,
+) -> AsyncIterator[Stack]:
+    """This test's schema, broker names, broker connection and reserved ports in one object."""
+    test_stack = Stack(database_url, amqp_url, schema, topology, amqp)
+    try:
+        yield test_stack
+    finally:
+        test_stack.release_ports()
