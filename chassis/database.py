@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from yarl import URL
 
+from chassis import retry
 from chassis.migrations import MigrationSource, apply_migrations, quote_ident
 
 log = logging.getLogger(__name__)
@@ -17,21 +19,8 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 """A plain connection or one acquired from a pool: what a caller's transaction runs on."""
 
 
-TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # e.g. the connection was closed, or released by its close
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    # asyncpg's "cannot switch to state N; another operation is in progress": what a
-    # connection that Postgres dropped mid-transaction raises (seen on a restart).
-    asyncpg.exceptions.InternalClientError,
-)
-"""Errors that say the database is away or busy, not that a statement is wrong: worth retrying
-the whole transaction on a fresh connection. A transaction cut during its COMMIT may still have
-committed, so what is retried must be idempotent."""
+TRANSIENT_DATABASE_ERRORS = retry.TRANSIENT_DATABASE_ERRORS
+"""The same tuple as :data:`chassis.retry.TRANSIENT_DATABASE_ERRORS`, where it is defined."""
 
 ACQUIRE_TIMEOUT_S = 30.0
 """How long a caller waits for a pool connection before treating it as an outage (asyncpg's
@@ -39,12 +28,43 @@ ACQUIRE_TIMEOUT_S = 30.0
 
 
 class DatabaseUnavailable(RuntimeError):
-    """Postgres did not answer at start; the message says where we tried (without secrets)."""
+    """Postgres did not answer at start, or ``DATABASE_URL`` does not say where it is; the
+    message says where we tried, without the password."""
+
+
+# ``scheme://user:`` then the password: everything up to the last ``@`` of the word.
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
 
 
 def redact_dsn(dsn: str) -> str:
-    parsed = URL(dsn)
-    return str(parsed.with_password("***")) if parsed.password else dsn
+    """``dsn`` with its password replaced by ``***``, fit for a log line; never raises."""
+    try:
+        parsed = URL(dsn)
+        if parsed.password:
+            return str(parsed.with_password("***"))
+    except (ValueError, TypeError):
+        pass
+    return _PASSWORD_IN_URL.sub(r"\g<head>***@", dsn)
+
+
+def _unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
+    """The error to raise for a failed connect: a malformed DSN is said to be one."""
+    text = retry.describe(exc) if isinstance(exc, ValueError) else str(exc) or type(exc).__name__
+    try:
+        password = URL(dsn).password
+    except (ValueError, TypeError):
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***@", text)
+    if isinstance(exc, ValueError):
+        return DatabaseUnavailable(f"DATABASE_URL {redact_dsn(dsn)!r} is not usable: {text}")
+    return DatabaseUnavailable(f"cannot connect to Postgres at {redact_dsn(dsn)}: {text}")
+
+
+# What asyncpg raises for a connect that failed: an outage, a refusal, a DSN it cannot read
+# (``ClientConfigurationError`` is a ``ValueError``; a bad port is a bare ``ValueError``).
+_CONNECT_ERRORS = (TimeoutError, OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def create_pool(
@@ -59,21 +79,20 @@ async def create_pool(
             timeout=timeout_s,
             server_settings={"search_path": f"{quote_ident(schema)}, public"},
         )
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {redact_dsn(dsn)}: {exc or type(exc).__name__}"
-        ) from exc
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(dsn, exc) from exc
     return pool
 
 
 async def migrate(dsn: str, schema: str, sources: list[MigrationSource]) -> list[str]:
-    """Apply ``sources`` into ``schema`` over one short-lived connection; return what ran."""
+    """Apply ``sources`` into ``schema`` over one short-lived connection; return what ran.
+
+    Raises ``DatabaseUnavailable`` or ``MigrationError``.
+    """
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {redact_dsn(dsn)}: {exc or type(exc).__name__}"
-        ) from exc
+    except _CONNECT_ERRORS as exc:
+        raise _unavailable(dsn, exc) from exc
     try:
         return await apply_migrations(conn, schema, sources)
     finally:

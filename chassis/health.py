@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
+import asyncpg
 import uvicorn
+from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -67,26 +70,42 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+class CannotServe(OSError):
+    """The HTTP server could not start: the address is taken or not ours; says which."""
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening; raises :class:`CannotServe`."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise CannotServe(f"cannot serve HTTP on {host}:{port}: {exc}") from exc
+
+
 @contextlib.asynccontextmanager
 async def serve_http(app: Starlette, host: str, port: int) -> AsyncIterator[uvicorn.Server]:
     """Serve ``app`` in this event loop until the block exits; yields the started server.
 
-    Raises ``OSError`` (port taken, say) if the server could not start.
+    Raises :class:`CannotServe` (an ``OSError``) if the port cannot be bound.
     """
+    # Bound here, not by uvicorn: uvicorn ends the whole process on a taken port.
+    sock = _listening_socket(host, port)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
     server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise OSError(f"HTTP server on {host}:{port} did not start")
-        await asyncio.sleep(0.01)
-    log.info("serving HTTP on %s:%d", host, bound_port(server))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise CannotServe(f"HTTP server on {host}:{port} did not start")
+            await asyncio.sleep(0.01)
+        log.info("serving HTTP on %s:%d", host, bound_port(server))
         yield server
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 def bound_port(server: uvicorn.Server) -> int:
@@ -98,4 +117,24 @@ def bound_port(server: uvicorn.Server) -> int:
 
 
 def health_app(checks: Mapping[str, ReadinessCheck]) -> Starlette:
+    """``/healthz``, ``/readyz`` (running ``checks``) and ``/metrics``, and nothing else."""
     return Starlette(routes=health_routes(checks))
+
+
+def database_check(pool: asyncpg.Pool) -> ReadinessCheck:
+    """A readiness check that Postgres answers on ``pool``."""
+
+    async def database_ready() -> str | None:
+        await pool.fetchval("SELECT 1")
+        return None
+
+    return database_ready
+
+
+def broker_check(connection: AbstractRobustConnection) -> ReadinessCheck:
+    """A readiness check that ``connection`` is connected to RabbitMQ (not reconnecting)."""
+
+    async def broker_ready() -> str | None:
+        return None if connection.connected.is_set() else "not connected to RabbitMQ"
+
+    return broker_ready

@@ -1,0 +1,308 @@
+"""One way to consume a queue: parse at the edge, hand a model to a typed handler, settle after.
+
+| what happens                                 | what becomes of the message                    |
+|----------------------------------------------|------------------------------------------------|
+| ``parse(body)`` raises :class:`Rejected`     | dead-lettered with the reason                  |
+| the handler returns                          | acked (the handler committed its work)         |
+| the handler raises :class:`Rejected`         | dead-lettered with the reason                  |
+| the handler raises a transient error         | requeued after a pause                         |
+| the handler raises anything else             | logged with its traceback, requeued after a    |
+|                                              | pause (the queue's delivery limit bounds it)   |
+| the channel is gone under an ack or a nack   | logged; the broker redelivers it               |
+
+:class:`MessageConsumer` hands one model at a time to its handler, up to ``prefetch`` at once
+(``concurrency`` bounds that further; 1 handles messages one after another, in order).
+:class:`chassis.batch_consumer.BatchConsumer` hands batches. Both sit on a re-attaching
+:class:`chassis.attachment.Attachment` (their watch attaches a lost consumer again), count what
+they received and handled (:class:`DeliveryProgress`), and on :meth:`stop` take no new message
+and let those in hand finish within a timeout. A dead letter is confirmed by the broker before
+its original is acked. Handlers must tolerate a redelivery: an ack can be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment, watch_attachment
+from chassis.broker import publisher_channel
+from chassis.deadletter import dead_letter
+from chassis.retry import describe, is_transient_database_error
+from chassis.topology import QueueSpec
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+REQUEUE_PAUSE_S = 1.0
+"""Pause before requeueing a message that failed, so an outage is not a spin."""
+WATCH_INTERVAL_S = 5.0
+"""How often the watch checks that the queue still has our consumer."""
+
+
+_DEAD_LETTER_ERRORS: tuple[type[BaseException], ...] = (*CHANNEL_GONE_ERRORS, TimeoutError)
+
+
+class Rejected(Exception):
+    """A message that must not come back: it is dead-lettered with ``reason``.
+
+    ``cause`` is a short label for metrics (``invalid``, ``rejected``, ``sequence_conflict``).
+    """
+
+    def __init__(self, reason: str, *, cause: str = "rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+Parse = Callable[[bytes], M]
+"""Returns the model a body carries; raises :class:`Rejected` for a body that is none."""
+
+
+class DeliveryProgress:
+    """How many messages a consumer received and how many it has settled since it started."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.handled = 0
+        self._changed = asyncio.Condition()
+
+    def note_received(self) -> None:
+        self.received += 1
+
+    async def note_handled(self, count: int) -> None:
+        """Count ``count`` messages as settled (acked, dead-lettered, or left to redelivery)."""
+        async with self._changed:
+            self.handled += count
+            self._changed.notify_all()
+
+    async def wait_handled(self, mark: int, timeout_s: float) -> bool:
+        """Wait until ``mark`` messages are handled; False if that took over ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s), self._changed:
+                await self._changed.wait_for(lambda: self.handled >= mark)
+        except TimeoutError:
+            return False
+        return True
+
+
+async def ack(message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
+    """Ack ``message``; an ack the gone channel cannot take is logged (it comes back)."""
+    try:
+        await message.ack(multiple=multiple)
+    except CHANNEL_GONE_ERRORS as exc:
+        log.warning("could not ack %s (it will be redelivered): %s", message.message_id, exc)
+
+
+async def requeue(message: AbstractIncomingMessage) -> None:
+    """Give ``message`` back to the queue; on a gone channel the broker does that itself."""
+    try:
+        await message.nack(requeue=True)
+    except CHANNEL_GONE_ERRORS as exc:
+        log.warning("could not requeue %s (redelivered anyway): %s", message.message_id, exc)
+
+
+def channel_closed(message: AbstractIncomingMessage) -> bool:
+    """Whether the channel ``message`` came on is closed (the broker took it back)."""
+    try:
+        return message.channel.is_closed
+    except CHANNEL_GONE_ERRORS:
+        return True
+
+
+class QueueConsumer:
+    """What every consumer shares: the attachment, its watch, dead letters, settling, stop."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        queue: QueueSpec,
+        prefetch: int,
+        *,
+        is_transient: Callable[[BaseException], bool] = is_transient_database_error,
+        on_dead_letter: Callable[[Rejected], None] = lambda _: None,
+        on_requeue: Callable[[], None] = lambda: None,
+        requeue_pause_s: float = REQUEUE_PAUSE_S,
+        watch_interval_s: float = WATCH_INTERVAL_S,
+    ) -> None:
+        self._connection = connection
+        self._spec = queue
+        self._is_transient = is_transient
+        self._on_dead_letter = on_dead_letter
+        self._on_requeue = on_requeue
+        self._requeue_pause_s = requeue_pause_s
+        self._watch_interval_s = watch_interval_s
+        self._attachment = Attachment(connection, queue, prefetch, self._on_message)
+        self._dead_channel: AbstractChannel | None = None
+        self._stopping = False
+        self.progress = DeliveryProgress()
+
+    @property
+    def attachment(self) -> Attachment:
+        """The consumer on the queue: what the watch re-attaches."""
+        return self._attachment
+
+    async def problem(self) -> str | None:
+        """None while our consumer consumes the queue, else what is wrong (a readiness check)."""
+        return await self._attachment.problem()
+
+    async def start(self) -> None:
+        """Open the dead-letter channel and attach; raises the broker's error if it cannot."""
+        self._dead_channel = await publisher_channel(self._connection)
+        await self._attachment.attach()
+        log.info("consuming %s", self._spec.name, extra={"queue": self._spec.name})
+
+    async def run(self) -> None:
+        """Watch the attachment (and do the consumer's own work) until :meth:`stop`."""
+        watch = asyncio.create_task(
+            watch_attachment(self._attachment, self._watch_interval_s), name="consumer-watch"
+        )
+        try:
+            await self._work()
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _work(self) -> None:
+        raise NotImplementedError
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        raise NotImplementedError
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Take no new message, let those in hand finish for up to ``timeout_s``; idempotent.
+
+        What is not finished by then is stopped; its messages go back to the queue.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        await self._attachment.detach()
+        await self._finish(timeout_s)
+        if self._dead_channel is not None:
+            with contextlib.suppress(*CHANNEL_GONE_ERRORS, TimeoutError):
+                await asyncio.wait_for(self._dead_channel.close(), 5.0)
+
+    async def _finish(self, timeout_s: float) -> None:
+        raise NotImplementedError
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, rejected: Rejected) -> None:
+        """Dead-letter ``message`` with the reason; if the broker cannot take it, requeue it."""
+        if self._dead_channel is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        try:
+            await dead_letter(
+                self._dead_channel, message, self._spec.dead_letter_queue, rejected.reason
+            )
+        except _DEAD_LETTER_ERRORS as exc:
+            log.warning("could not dead-letter %s, requeued: %s", message.message_id, exc)
+            await requeue(message)
+            return
+        self._on_dead_letter(rejected)
+
+    async def _requeue_after_failure(
+        self, messages: list[AbstractIncomingMessage], exc: Exception
+    ) -> None:
+        """Log why ``messages`` failed (a traceback unless transient), pause, requeue them."""
+        if self._is_transient(exc):
+            log.warning("cannot handle %d message(s), requeueing: %s", len(messages), describe(exc))
+        else:
+            log.exception("handling %d message(s) failed; requeueing", len(messages))
+        for _ in messages:
+            self._on_requeue()
+        await asyncio.sleep(self._requeue_pause_s)
+        for message in messages:
+            await requeue(message)
+
+
+class MessageConsumer(QueueConsumer, Generic[M]):
+    """Hands each message's model to ``handler``; acks once it returned (module docstring)."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        queue: QueueSpec,
+        parse: Parse[M],
+        handler: Callable[[M], Awaitable[object]],
+        *,
+        prefetch: int = 10,
+        concurrency: int | None = None,
+        is_transient: Callable[[BaseException], bool] = is_transient_database_error,
+        on_dead_letter: Callable[[Rejected], None] = lambda _: None,
+        on_requeue: Callable[[], None] = lambda: None,
+        requeue_pause_s: float = REQUEUE_PAUSE_S,
+        watch_interval_s: float = WATCH_INTERVAL_S,
+    ) -> None:
+        """``concurrency`` bounds how many handlers run at once (default: ``prefetch``)."""
+        super().__init__(
+            connection,
+            queue,
+            prefetch,
+            is_transient=is_transient,
+            on_dead_letter=on_dead_letter,
+            on_requeue=on_requeue,
+            requeue_pause_s=requeue_pause_s,
+            watch_interval_s=watch_interval_s,
+        )
+        self._parse = parse
+        self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency or prefetch)
+        self._handling: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+
+    async def _work(self) -> None:
+        await self._stopped.wait()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.progress.note_received()
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
+        try:
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:
+                await requeue(message)
+                raise
+            try:
+                if self._stopping:
+                    await requeue(message)
+                elif not channel_closed(message):
+                    # (A message of a channel since closed was taken back by the broker.)
+                    await self.handle(message)
+            finally:
+                self._slots.release()
+        finally:
+            if task is not None:
+                self._handling.discard(task)
+            await self.progress.note_handled(1)
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """Parse, handle and settle ``message``; raises nothing but a cancellation (which
+        gives the message back to the queue if its handler had not returned)."""
+        try:
+            model = self._parse(message.body)
+            await self._handler(model)
+        except asyncio.CancelledError:
+            await requeue(message)
+            raise
+        except Rejected as rejected:
+            await self._dead_letter(message, rejected)
+        except Exception as exc:
+            await self._requeue_after_failure([message], exc)
+        else:
+            await ack(message)
+
+    async def _finish(self, timeout_s: float) -> None:
+        if self._handling:
+            _, pending = await asyncio.wait(list(self._handling), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._stopped.set()
