@@ -159,10 +159,6 @@ class RabbitCluster:
         node itself stays up and clustered) until :meth:`restore`."""
         self._proxies.cut(self._by_name[name].spec.amqp_port)
 
-    def stall(self, name: str) -> None:
-        """Hold every byte on the client links through node ``name``'s proxy."""
-        self._proxies.stall(self._by_name[name].spec.amqp_port)
-
     def restore(self, name: str) -> None:
         """Let clients reach node ``name`` through its proxy again. Idempotent."""
         self._proxies.restore(self._by_name[name].spec.amqp_port)

@@ -1,7 +1,7 @@
 """Fault proxies in front of the cluster's AMQP ports, on an event loop of their own.
 
 The cluster outlives any one test's event loop, so its proxies run on a loop in a background
-thread; a test (sync or async) cuts, stalls or restores a node's client links from any thread.
+thread; a test (sync or async) cuts or restores a node's client links from any thread.
 """
 
 from __future__ import annotations
@@ -42,12 +42,8 @@ class LinkProxies:
         """Drop every client link to that port and refuse new ones until :meth:`restore`."""
         self._call(self._proxies[target_port].cut)
 
-    def stall(self, target_port: int) -> None:
-        """Hold every byte on the links to that port (they stay open) until :meth:`restore`."""
-        self._call(self._proxies[target_port].stall)
-
     def restore(self, target_port: int) -> None:
-        """Accept and forward again after :meth:`cut` or :meth:`stall`. Idempotent."""
+        """Accept and forward again after :meth:`cut`. Idempotent."""
         proxy = self._proxies[target_port]
         self._call(proxy.restore)
         self._call(proxy.resume)

@@ -130,6 +130,24 @@ async def test_every_confirmed_message_survives_the_sigkill_of_the_leader(
     await assert_default_broker_serves()
 
 
+async def test_a_stopped_node_hands_its_leadership_over_and_rejoins_on_start(
+    rabbit_cluster: RabbitCluster,
+) -> None:
+    queue = f"test.{uuid.uuid4().hex[:10]}.quorum"
+    await declare_quorum_queue(rabbit_cluster.amqp_urls[0], queue)
+    leader = rabbit_cluster.leader_of(queue)
+    pid = rabbit_cluster.vm_pid(leader)
+
+    await asyncio.to_thread(rabbit_cluster.stop, leader)
+    assert not process_alive(pid)
+    assert leader not in rabbit_cluster.running_nodes()
+    assert await asyncio.to_thread(rabbit_cluster.leader_of, queue) != leader
+
+    await asyncio.to_thread(rabbit_cluster.start_node, leader)
+    assert rabbit_cluster.running_nodes() == sorted(rabbit_cluster.names)
+    assert rabbit_cluster.vm_pid(leader) != pid
+
+
 async def test_a_cut_off_node_drops_and_refuses_its_clients_until_restored(
     rabbit_cluster: RabbitCluster,
 ) -> None:
