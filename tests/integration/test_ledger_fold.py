@@ -1,8 +1,10 @@
-"""The fold against the real Postgres schema: shuffles, duplicates and batch splits change nothing.
+"""The fold against the real Postgres schema: the SQL merge is the Python merge.
 
-Live projection merges each batch's delta in SQL; rebuild folds the whole history in Python.
-The property: for any generated job, delivering its events shuffled, with duplicates, in
-random batches gives the row that in-order delivery gives, which is also the rebuilt row.
+Live projection merges each batch's delta in SQL; :meth:`JobDelta.merged` is its specification,
+and rebuild folds the whole history in Python. The property: for any generated job, delivering
+its events shuffled, with duplicates, in random batches leaves after every batch the row that
+the Python merge of the batches' deltas gives, and at the end the row that in-order delivery
+gives, which is also the rebuilt row.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from contracts.events import (
     NotificationSent,
 )
 from job_ledger.job_logs import load_rows
+from job_ledger.job_row import COLUMNS, JobRow
 from job_ledger.notifications import Outcome, latest_outcomes
-from job_ledger.projection import COLUMNS, fold_jobs
+from job_ledger.projection import JobDelta, fold_jobs, job_deltas
 from job_ledger.rebuild import rebuild
 from job_ledger.recording import record_events
 from tests.support.ledger import open_ledger_pool
@@ -38,6 +41,30 @@ async def deliver(pool: asyncpg.Pool, batches: list[list[Event]]) -> None:
     for batch in batches:
         async with pool.acquire() as conn, conn.transaction():
             await record_events(conn, batch)
+
+
+async def deliver_checking_each_merge(
+    pool: asyncpg.Pool, job_id: uuid.UUID, batches: list[list[Event]]
+) -> None:
+    """Deliver ``batches``; after each, the stored row is the Python merge of the deltas so far.
+
+    A batch's delta folds the events the store has not seen before (as the ledger does).
+    """
+    seen: set[uuid.UUID] = set()
+    merged: JobDelta | None = None
+    for batch in batches:
+        new: list[Event] = []
+        for event in batch:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                new.append(event)
+        delta = job_deltas(new).get(job_id)
+        if delta is not None:
+            merged = delta if merged is None else merged.merged(delta)
+        await deliver(pool, [batch])
+        expected: JobRow | None = None if merged is None else merged.row()
+        async with pool.acquire() as conn:
+            assert (await load_rows(conn, [job_id])).get(job_id) == expected
 
 
 async def notifications(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[tuple[object, ...]]:
@@ -90,7 +117,7 @@ async def _check(
     shuffled_job: uuid.UUID,
 ) -> None:
     await deliver(pool, [[e] for e in in_order])
-    await deliver(pool, [b for b in batches if b])
+    await deliver_checking_each_merge(pool, shuffled_job, [b for b in batches if b])
     async with pool.acquire() as conn:
         rows = await load_rows(conn, [in_order_job, shuffled_job])
     expected = fold_jobs(in_order).get(in_order_job)

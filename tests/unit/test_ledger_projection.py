@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.events import Envelope, Event, NotificationFailed, NotificationSent
+from job_ledger.job_row import JobRow
 from job_ledger.notifications import latest_outcomes
-from job_ledger.projection import JobFold, JobRow, fold_jobs
+from job_ledger.projection import JobDelta, fold_jobs, job_deltas
 from tests.support.ledger_histories import JOB_NAME, T0, History, build_events, job_histories
 
 
@@ -30,6 +31,43 @@ def test_any_order_folds_to_the_same_row(history: History, data: st.DataObject) 
     ]
     shuffled = data.draw(st.permutations(events))
     assert fold_jobs(shuffled) == fold_jobs(events)
+
+
+def _run_events(history: History) -> tuple[uuid.UUID, list[Event]]:
+    job_id = uuid.uuid4()
+    events: list[Event] = [
+        e
+        for e in history.events(job_id)
+        if not isinstance(e, NotificationSent | NotificationFailed)
+    ]
+    return job_id, events
+
+
+def _delta(job_id: uuid.UUID, events: list[Event]) -> JobDelta:
+    return job_deltas(events).get(job_id, JobDelta(job_id))
+
+
+@settings(max_examples=200)
+@given(history=job_histories(), data=st.data())
+def test_merging_the_deltas_of_any_split_gives_the_row_of_the_whole_fold(
+    history: History, data: st.DataObject
+) -> None:
+    job_id, events = _run_events(history)
+    shuffled = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(shuffled)), min_size=2, max_size=2)))
+    parts = [shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]]
+    a, b, c = (_delta(job_id, part) for part in parts)
+    expected = fold_jobs(events).get(job_id)
+    if expected is None:  # only notifications: no row, and no delta makes one
+        return
+    assert a.merged(b).merged(c).row() == expected
+    assert a.merged(b.merged(c)).row() == expected
+    assert c.merged(a).merged(b).row() == expected
+
+
+def test_a_delta_of_another_job_is_refused() -> None:
+    with pytest.raises(ValueError, match="merged into job"):
+        JobDelta(uuid.uuid4()).merged(JobDelta(uuid.uuid4()))
 
 
 def _job(*names: str, outcomes: tuple[bool, ...] = (False, True, False)) -> list[Event]:
@@ -50,7 +88,7 @@ def _job(*names: str, outcomes: tuple[bool, ...] = (False, True, False)) -> list
 
 
 def _row(events: list[Event]) -> JobRow:
-    fold = JobFold(events[0].job_id)
+    fold = JobDelta(events[0].job_id)
     for event in events:
         fold.apply(event)
     return fold.row()
@@ -105,7 +143,7 @@ def test_counts_come_from_the_events_and_the_total_from_job_finished() -> None:
 
 
 def test_an_event_of_another_job_is_refused() -> None:
-    fold = JobFold(uuid.uuid4())
+    fold = JobDelta(uuid.uuid4())
     with pytest.raises(ValueError, match="belongs to job"):
         fold.apply(_job("JobStarted")[0])
 

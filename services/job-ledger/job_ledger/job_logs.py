@@ -1,10 +1,12 @@
-"""Reading and writing ``job_logs``: merge a batch's partial rows, refresh errors, replace rows.
+"""Reading and writing ``job_logs``: merge a batch's deltas, refresh errors, replace rows.
 
-The live projection folds only a batch's newly stored events into a partial :class:`JobRow`
-(a *delta*) and merges it into the stored row with :data:`_MERGE`, whose rules are the SQL
-twin of :class:`job_ledger.projection.JobFold` (sums, minima, maxima, "JobFinished wins").
-Merging deltas is commutative and associative, so any split of a job's events into batches, in
-any order, ends in the row that folding all of them at once gives: what ``rebuild`` checks.
+The live projection folds only a batch's newly stored events into a
+:class:`~job_ledger.projection.JobDelta` per job and merges it into the stored row with
+:data:`_MERGE`. The specification of that statement is :meth:`JobDelta.merged`: from the
+stored ``a.row()`` and the delta ``b`` it must write ``a.merged(b).row()`` (a property test
+holds the two equal on the real database). Merging is commutative and associative, so any
+split of a job's events into batches, in any order, ends in the row that folding all of them
+at once gives: what ``rebuild`` checks.
 
 Cost: a batch costs one upsert per touched job, independent of how many events the job already
 has; only ``errors`` is recomputed from the event store, and only for jobs whose batch holds a
@@ -21,13 +23,15 @@ import asyncpg
 import orjson
 
 from chassis.database import Connection
-from job_ledger.projection import COLUMNS, JobRow
+from job_ledger.job_row import COLUMNS, JobRow
+from job_ledger.projection import JobDelta
 
 _PLACEHOLDERS = ", ".join(
     f"${i}::jsonb" if c == "errors" else f"${i}" for i, c in enumerate(COLUMNS, 1)
 )
 
-# ``EXCLUDED`` is the batch's delta, ``j`` the stored row. A delta has expected_events set iff
+# ``EXCLUDED`` is the batch's delta written as the row it makes on its own, ``j`` the stored
+# row. A delta has expected_events set iff
 # it holds JobFinished, has_started iff it holds JobStarted (each at most once per job). Until
 # JobFinished, completed_at is the earliest end seen (JobAbandoned's or JobMissed's), and a
 # missed slot's trigger and fatal_error stand (no JobStarted or JobFinished carries others).
@@ -97,14 +101,14 @@ def _args(row: JobRow) -> tuple[Any, ...]:
     return tuple(values)
 
 
-async def merge_deltas(conn: Connection, deltas: Iterable[JobRow]) -> None:
-    """Merge each job's partial row into ``job_logs``, creating rows as needed.
+async def merge_deltas(conn: Connection, deltas: Iterable[JobDelta]) -> None:
+    """Merge each job's delta into its ``job_logs`` row, creating rows as needed.
 
     Rows are locked in job id order, so two ledger processes folding the same jobs wait for
     each other instead of deadlocking. Not idempotent: each delta must be merged once (the
     caller folds only events the event store has just inserted, in the same transaction).
     """
-    ordered = sorted(deltas, key=lambda r: r.id)
+    ordered = sorted((delta.row() for delta in deltas), key=lambda r: r.id)
     if not ordered:
         return
     await conn.executemany(_MERGE, [_args(r) for r in ordered])

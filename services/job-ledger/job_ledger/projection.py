@@ -1,9 +1,15 @@
-"""The fold of a job's events into its ``job_logs`` row: one method per event type.
+"""The fold of a job's events into its ``job_logs`` row, through a :class:`JobDelta`.
+
+A :class:`JobDelta` is what some of one job's events say (one method per event type);
+:meth:`JobDelta.row` is the row they make, :meth:`JobDelta.merged` the delta of two sets of
+events together. The merge is the specification of the SQL merge in :mod:`job_ledger.job_logs`,
+which turns a stored row and a batch's delta into ``stored.merged(batch).row()``.
 
 Order-independent by construction: counts are sums, times are minima or maxima, the values
 JobStarted and JobFinished carry are taken from those events whenever they arrive, and the
 derived columns (status, completed_at, daos_total…) are computed from what has been seen, not
-from what came last. Folding the same events in any order gives the same :class:`JobRow`.
+from what came last. Folding the same events in any order, or in any split merged in any
+order, gives the same :class:`JobRow`.
 
 Decisions the contract leaves to the ledger:
 
@@ -32,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from contracts.events import (
@@ -44,79 +49,20 @@ from contracts.events import (
     JobMissed,
     JobStarted,
 )
+from job_ledger.job_row import JobRow
 
 JOB_LOG_EVENT_TYPES = frozenset(
     {"JobStarted", "DaoProcessed", "DaoFailed", "JobFinished", "JobAbandoned", "JobMissed"}
 )
 """The event types that make or change a ``job_logs`` row."""
 
-# Every projected column, in table order; created_at/updated_at are bookkeeping, not folded.
-COLUMNS = (
-    "id",
-    "job_name",
-    "started_at",
-    "completed_at",
-    "status",
-    "daos_processed",
-    "daos_total",
-    "errors",
-    "duration_ms",
-    "cache_invalidated",
-    "trigger",
-    "daos_failed",
-    "fatal_error",
-    "last_event_at",
-    "last_sequence",
-    "events_received",
-    "expected_events",
-    "has_started",
-    "abandoned_at",
-    "scheduled_for",
-)
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One ``job_logs`` row as the fold makes it (``errors`` decoded from jsonb)."""
-
-    id: UUID
-    job_name: str
-    started_at: datetime
-    completed_at: datetime | None
-    status: str
-    daos_processed: int
-    daos_total: int
-    errors: list[dict[str, str]] | None
-    duration_ms: int | None
-    cache_invalidated: bool
-    trigger: str | None
-    daos_failed: int
-    fatal_error: str | None
-    last_event_at: datetime | None
-    last_sequence: int | None
-    events_received: int
-    expected_events: int | None
-    has_started: bool
-    abandoned_at: datetime | None
-    scheduled_for: datetime | None
-
-    def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, c) for c in COLUMNS)
-
-    def differences(self, other: JobRow) -> dict[str, tuple[Any, Any]]:
-        """``{column: (self's value, other's value)}`` for every column that differs."""
-        return {
-            c: (getattr(self, c), getattr(other, c))
-            for c in COLUMNS
-            if getattr(self, c) != getattr(other, c)
-        }
-
 
 @dataclass
-class JobFold:
-    """Accumulates a job's events in any order; :meth:`row` gives the resulting row.
+class JobDelta:
+    """What some of one job's events say about its row: fold events in with :meth:`apply`.
 
-    Assumes each event is applied once (the event store deduplicates before folding).
+    Assumes each event is applied once (the event store deduplicates before folding), and so
+    at most one JobStarted and one JobFinished per job (each has a fixed sequence).
     """
 
     job_id: UUID
@@ -129,6 +75,7 @@ class JobFold:
     daos_processed: int = 0
     daos_failed: int = 0
     failures: dict[int, dict[str, str]] = field(default_factory=dict)
+    """The DaoFailed events' errors (in the API's shape) by sequence."""
     events_received: int = 0
     last_event_at: datetime | None = None
     last_sequence: int | None = None
@@ -142,8 +89,7 @@ class JobFold:
         self.job_name = self.job_name or event.job_name
         # A missed slot dates from the slot, not from when the watchdog noticed it.
         at = event.payload.scheduled_for if isinstance(event, JobMissed) else event.occurred_at
-        if self.earliest_at is None or at < self.earliest_at:
-            self.earliest_at = at
+        self.earliest_at = _earliest(self.earliest_at, at)
         if event.sequence is not None:
             self.events_received += 1
             self.last_event_at = _latest(self.last_event_at, event.occurred_at)
@@ -160,6 +106,31 @@ class JobFold:
             self.on_job_abandoned(event)
         elif isinstance(event, JobMissed):
             self.on_job_missed(event)
+
+    def merged(self, other: JobDelta) -> JobDelta:
+        """The delta of this one's events and ``other``'s together (no event in both).
+
+        Commutative and associative, so any split of a job's events, merged in any order,
+        gives the delta of folding them all. Raises ``ValueError`` for another job's delta.
+        """
+        if other.job_id != self.job_id:
+            raise ValueError(f"a delta of job {other.job_id} merged into job {self.job_id}")
+        last_sequences = [s for s in (self.last_sequence, other.last_sequence) if s is not None]
+        return JobDelta(
+            job_id=self.job_id,
+            job_name=self.job_name or other.job_name,
+            earliest_at=_earliest(self.earliest_at, other.earliest_at),
+            started=self.started if self.started is not None else other.started,
+            finished=self.finished if self.finished is not None else other.finished,
+            abandoned_at=_earliest(self.abandoned_at, other.abandoned_at),
+            missed=_earlier_slot(self.missed, other.missed),
+            daos_processed=self.daos_processed + other.daos_processed,
+            daos_failed=self.daos_failed + other.daos_failed,
+            failures=self.failures | other.failures,
+            events_received=self.events_received + other.events_received,
+            last_event_at=_latest(self.last_event_at, other.last_event_at),
+            last_sequence=max(last_sequences, default=None),
+        )
 
     def on_job_started(self, event: JobStarted) -> None:
         self.started = event
@@ -179,14 +150,10 @@ class JobFold:
         self.finished = event
 
     def on_job_abandoned(self, event: JobAbandoned) -> None:
-        if self.abandoned_at is None or event.occurred_at < self.abandoned_at:
-            self.abandoned_at = event.occurred_at
+        self.abandoned_at = _earliest(self.abandoned_at, event.occurred_at)
 
     def on_job_missed(self, event: JobMissed) -> None:
-        # One JobMissed per slot's job id (its ids are derived from the slot); the earliest
-        # slot keeps the result independent of order all the same.
-        if self.missed is None or (event.payload.scheduled_for < self.missed.payload.scheduled_for):
-            self.missed = event
+        self.missed = _earlier_slot(self.missed, event)
 
     def row(self) -> JobRow:
         """The row for what has been folded; raises ``ValueError`` if nothing was."""
@@ -230,13 +197,18 @@ class JobFold:
         )
 
 
-def fold_jobs(events: Iterable[Envelope]) -> dict[UUID, JobRow]:
-    """The row of every job the ``events`` touch (each event folded once, in any order)."""
-    folds: dict[UUID, JobFold] = {}
+def job_deltas(events: Iterable[Envelope]) -> dict[UUID, JobDelta]:
+    """The delta of every job the ``events`` touch (each event folded once, in any order)."""
+    deltas: dict[UUID, JobDelta] = {}
     for event in events:
         if type(event).__name__ in JOB_LOG_EVENT_TYPES:
-            folds.setdefault(event.job_id, JobFold(event.job_id)).apply(event)
-    return {job_id: fold.row() for job_id, fold in folds.items()}
+            deltas.setdefault(event.job_id, JobDelta(event.job_id)).apply(event)
+    return deltas
+
+
+def fold_jobs(events: Iterable[Envelope]) -> dict[UUID, JobRow]:
+    """The row of every job the ``events`` touch (each event folded once, in any order)."""
+    return {job_id: delta.row() for job_id, delta in job_deltas(events).items()}
 
 
 def missed_slot_sentence(event: JobMissed) -> str:
@@ -259,5 +231,23 @@ def _fatal_error(finished: JobFinished | None, missed: JobMissed | None) -> str 
     return missed_slot_sentence(missed) if missed is not None else None
 
 
-def _latest(current: datetime | None, candidate: datetime) -> datetime:
-    return candidate if current is None or candidate > current else current
+def _earliest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if current is None:
+        return candidate
+    return current if candidate is None or current <= candidate else candidate
+
+
+def _latest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if current is None:
+        return candidate
+    return current if candidate is None or current >= candidate else candidate
+
+
+def _earlier_slot(current: JobMissed | None, candidate: JobMissed | None) -> JobMissed | None:
+    # One JobMissed per slot's job id (its ids are derived from the slot); the earliest slot
+    # keeps the result independent of order all the same.
+    if current is None:
+        return candidate
+    if candidate is None or current.payload.scheduled_for <= candidate.payload.scheduled_for:
+        return current
+    return candidate

@@ -16,7 +16,8 @@ import asyncpg
 
 from job_ledger.event_store import job_events, job_ids
 from job_ledger.job_logs import load_rows, replace_rows
-from job_ledger.projection import JOB_LOG_EVENT_TYPES, JobFold, JobRow
+from job_ledger.job_row import JobRow
+from job_ledger.projection import JOB_LOG_EVENT_TYPES, JobDelta
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class RowDifference:
 
 async def rebuild_row(conn: asyncpg.pool.PoolConnectionProxy[Any], job_id: UUID) -> JobRow | None:
     """The row ``job_id``'s stored events fold into, or None if none of them makes a row."""
-    fold = JobFold(job_id)
+    fold = JobDelta(job_id)
     found = False
     for event in await job_events(conn, job_id):
         if event.event_type in JOB_LOG_EVENT_TYPES:

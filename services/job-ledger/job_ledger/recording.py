@@ -9,7 +9,7 @@ from contracts.events import Event
 from job_ledger.event_store import StoreResult, insert_events
 from job_ledger.job_logs import merge_deltas
 from job_ledger.notifications import record_notifications
-from job_ledger.projection import fold_jobs
+from job_ledger.projection import job_deltas
 from job_ledger.run_requests import record_run_answers
 
 
@@ -23,7 +23,7 @@ async def record_events(conn: Connection, events: Sequence[Event]) -> StoreResul
     """
     result = await insert_events(conn, events)
     if result.inserted:
-        await merge_deltas(conn, fold_jobs(result.inserted).values())
+        await merge_deltas(conn, job_deltas(result.inserted).values())
         await record_notifications(conn, result.inserted)
         await record_run_answers(conn, result.inserted)
     return result
