@@ -32,6 +32,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment, watch_attachment
 from chassis.broker import publisher_channel
 from chassis.deadletter import dead_letter
+from chassis.progress import DeliveryProgress
 from chassis.retry import describe, is_transient_database_error
 from chassis.topology import QueueSpec
 
@@ -62,33 +63,6 @@ class Rejected(Exception):
 
 Parse = Callable[[bytes], M]
 """Returns the model a body carries; raises :class:`Rejected` for a body that is none."""
-
-
-class DeliveryProgress:
-    """How many messages a consumer received and how many it has settled since it started."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.handled = 0
-        self._changed = asyncio.Condition()
-
-    def note_received(self) -> None:
-        self.received += 1
-
-    async def note_handled(self, count: int) -> None:
-        """Count ``count`` messages as settled (acked, dead-lettered, or left to redelivery)."""
-        async with self._changed:
-            self.handled += count
-            self._changed.notify_all()
-
-    async def wait_handled(self, mark: int, timeout_s: float) -> bool:
-        """Wait until ``mark`` messages are handled; False if that took over ``timeout_s``."""
-        try:
-            async with asyncio.timeout(timeout_s), self._changed:
-                await self._changed.wait_for(lambda: self.handled >= mark)
-        except TimeoutError:
-            return False
-        return True
 
 
 async def ack(message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
@@ -210,10 +184,15 @@ class QueueConsumer:
         self, messages: list[AbstractIncomingMessage], exc: Exception
     ) -> None:
         """Log why ``messages`` failed (a traceback unless transient), pause, requeue them."""
+        which = (
+            f"message {messages[0].message_id}"
+            if len(messages) == 1
+            else f"{len(messages)} messages"
+        )
         if self._is_transient(exc):
-            log.warning("cannot handle %d message(s), requeueing: %s", len(messages), describe(exc))
+            log.warning("cannot handle %s, requeueing: %s", which, describe(exc))
         else:
-            log.exception("handling %d message(s) failed; requeueing", len(messages))
+            log.exception("handling %s failed; requeueing", which)
         for _ in messages:
             self._on_requeue()
         await asyncio.sleep(self._requeue_pause_s)

@@ -8,21 +8,15 @@ failing migration or a taken port ends the command with ONE line on stderr and e
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
-from chassis.broker import BrokerUnavailable, connect
-from chassis.database import DatabaseUnavailable
+from chassis.broker import connect
 from chassis.deadletter import dead_letter_command
-from chassis.lifecycle import stop_event_on_signals
-from chassis.logs import configure_logging
-from chassis.migrations import MigrationError, migration_report
-from chassis.settings import SettingsError, load_settings
+from chassis.migrations import migration_report
+from chassis.runner import main as run_main
 from notifier.bootstrap import bootstrap
 from notifier.config import Settings
 from notifier.service import migrate_schema
-
-EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,41 +61,27 @@ async def _dead_letters(settings: Settings, action: str, ids: list[str] | None) 
         await connection.close()
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    stop = stop_event_on_signals()
+async def _serve(settings: Settings, host: str, port: int) -> int:
     await migrate_schema(settings.database_url, settings.notifier_schema)
     async with bootstrap(settings) as notifier:
-        await notifier.serve(stop, host=host, port=port)
+        return await notifier.serve(host=host, port=port)
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        await _migrate(settings)
+        return 0
+    if args.command == "dead-letters":
+        return await _dead_letters(settings, args.action, getattr(args, "ids", None))
+    host = args.host if args.host is not None else settings.health_host
+    port = args.port if args.port is not None else settings.health_port
+    return await _serve(settings, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command in ``argv``; return the exit code (0 ok, 2 configuration or outage)."""
-    args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(Settings)
-    except SettingsError as exc:
-        lines = [line.strip() for line in str(exc).splitlines()]
-        print(f"notifier: {lines[0]} {'; '.join(lines[1:])}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        if args.command == "migrate":
-            asyncio.run(_migrate(settings))
-        elif args.command == "dead-letters":
-            return asyncio.run(_dead_letters(settings, args.action, getattr(args, "ids", None)))
-        else:
-            host = args.host if args.host is not None else settings.health_host
-            port = args.port if args.port is not None else settings.health_port
-            asyncio.run(_serve(settings, host, port))
-    except (DatabaseUnavailable, BrokerUnavailable, MigrationError) as exc:
-        print(f"notifier: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"notifier: cannot serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    """Run the command in ``argv``; return the exit code (0 ok, 1 a part crashed, 2
+    configuration or outage)."""
+    return run_main("notifier", _parser(), Settings, _run, argv)
 
 
 if __name__ == "__main__":

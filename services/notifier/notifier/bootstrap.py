@@ -1,9 +1,9 @@
 """The notifier's one composition root: builds every resource from settings, hands them in.
 
-Nothing connects at import time. :func:`bootstrap` opens the pool, the broker connection and
-a publishing channel (declaring the topology; dead letters go out on it), the HTTP session and
-the transports, and closes them all in reverse order on exit. The consumer opens its own
-channel when it starts.
+Nothing connects at import time. :func:`bootstrap` opens the pool and the broker connection
+(declaring the topology on a channel it closes again), the HTTP session and the transports,
+and closes them all in reverse order on exit. The consumer opens its own channels (consuming,
+dead letters) when it starts.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from chassis.broker import connect, declare_topology, publisher_channel
+from chassis.broker import connect, declare_topology
 from chassis.database import create_pool
 from chassis.outbox import OutboxRelay
 from contracts.events import Channel
 from notifier.config import Settings
-from notifier.consumer import Consumer
+from notifier.consumer import OutcomeHandler, outcome_consumer
 from notifier.dispatcher import Dispatcher
 from notifier.email_file import FileEmailTransport
 from notifier.email_resend import AiohttpResendClient, ResendTransport, configure_resend
@@ -102,9 +102,9 @@ async def bootstrap(
             settings.amqp_url.get_secret_value(), timeout_s=timeout_s, name="notifier"
         )
         stack.push_async_callback(connection.close)
-        channel = await publisher_channel(connection)
         topology = settings.topology
-        await declare_topology(channel, topology)
+        async with await connection.channel() as channel:
+            await declare_topology(channel, topology)
 
         # The request timeout is the dispatcher's; the session's is only a backstop.
         session = aiohttp.ClientSession(
@@ -128,12 +128,10 @@ async def bootstrap(
             on_outcome=relay.wake,
             resume_interval_s=settings.notify_resume_interval.total_seconds(),
         )
-        consumer = Consumer(
-            pool,
+        planning = Planning(settings.revalidation_configured, settings.admin_base_url)
+        consumer = outcome_consumer(
             connection,
             topology.queue(settings.notifier_queue),
-            channel,
-            Planning(settings.revalidation_configured, settings.admin_base_url),
-            dispatcher,
+            OutcomeHandler(pool, planning, dispatcher),
         )
         yield Notifier(pool, connection, consumer, dispatcher, relay)

@@ -9,11 +9,7 @@ unclaimed for lack of room, left by a crash once their lease ran out, released a
 A lease means the resume and any second process never send one record twice at a time; at
 most ``max_in_flight`` records are in flight, counting the consumer's claims.
 
-Per record: each attempt is counted before it is sent (so attempts stay bounded across
-crashes), sent with a timeout, and its outcome written at once. A retryable failure (429
-after its ``Retry-After``, 5xx, timeout, dropped connection) is tried again with exponential
-backoff until ``max_attempts``; a permanent one fails at once. A record whose channel is not
-configured becomes ``skipped`` without a request (NotificationSkipped, with the reason).
+How one record is tried (attempts, retries, its outcome) is :class:`notifier.sending.Sender`'s.
 """
 
 from __future__ import annotations
@@ -22,23 +18,19 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
 
 import asyncpg
 
+from chassis.retry import TRANSIENT_DATABASE_ERRORS, retry_transient
 from contracts.events import Channel
 from notifier import deliveries
-from notifier.deliveries import Delivery, FinalState
-from notifier.metrics import NOTIFICATIONS, PROVIDER_LATENCY, RETRIES
+from notifier.deliveries import Delivery
 from notifier.retry_policy import RetryPolicy
-from notifier.transport import DeliveryFailed, Transport
+from notifier.sending import Sender
+from notifier.transport import Transport
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Dispatcher:
@@ -58,10 +50,8 @@ class Dispatcher:
     ) -> None:
         self._pool = pool
         self.transports = transports
-        self._skip_reasons = skip_reasons
         self.policy = policy
-        self._exchange = exchange
-        self._on_outcome = on_outcome
+        self._sender = Sender(pool, transports, skip_reasons, policy, exchange, on_outcome)
         self._resume_interval_s = resume_interval_s
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -70,6 +60,7 @@ class Dispatcher:
         # it a finished delivery costs no look at the table.
         self._backlog = False
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for due records now (e.g. records the consumer could not claim)."""
@@ -105,14 +96,14 @@ class Dispatcher:
         self.unreserve(reserved - len(claimed))
 
     def _start(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._deliver(delivery), name=delivery.key)
+        task = asyncio.create_task(self._sender.deliver(delivery), name=delivery.key)
         self._in_flight[delivery.key] = task
         task.add_done_callback(functools.partial(self._done, delivery.key))
 
     async def run(self) -> None:
-        """Claim and send due records until cancelled; resumes what a crash left pending."""
-        failures = 0
-        while True:
+        """Claim and send due records until cancelled or stopped; resumes what a crash left
+        pending. Waits out a database outage (transient errors) before it claims again."""
+        while not self._stopping:
             self._wake.clear()
             free = self._max_in_flight - len(self._in_flight) - self._reserved
             claimed: list[Delivery] = []
@@ -120,13 +111,11 @@ class Dispatcher:
                 # Held while the query runs, so the consumer cannot take the same room.
                 self._reserved += free
                 try:
-                    claimed = await deliveries.claim_due(
-                        self._pool, self.policy.lease, free, list(self._in_flight)
+                    claimed = await retry_transient(
+                        functools.partial(self._claim_due, free),
+                        what="read pending deliveries",
+                        max_backoff_s=30.0,
                     )
-                    failures = 0
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    failures += 1
-                    log.warning("cannot read pending deliveries (attempt %d): %s", failures, exc)
                 finally:
                     self._reserved -= free
             for delivery in claimed:
@@ -136,9 +125,13 @@ class Dispatcher:
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)
                 continue
-            wait = self._resume_interval_s if not failures else min(30.0, 2.0**failures)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                await asyncio.wait_for(self._wake.wait(), self._resume_interval_s)
+
+    async def _claim_due(self, room: int) -> list[Delivery]:
+        return await deliveries.claim_due(
+            self._pool, self.policy.lease, room, list(self._in_flight)
+        )
 
     def _done(self, key: str, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(key, None)
@@ -149,11 +142,11 @@ class Dispatcher:
             # A slot came free: anything due waiting for one can go now.
             self._wake.set()
 
-    async def drain(self, timeout_s: float) -> None:
-        """Let in-flight deliveries finish for up to ``timeout_s``, then stop them.
-
-        Stopped records have their lease dropped, so the next start resumes them at once.
-        """
+    async def stop(self, timeout_s: float) -> None:
+        """Claim nothing more; let in-flight deliveries finish for up to ``timeout_s``, then
+        stop them. Stopped records have their lease dropped, so the next start resumes them."""
+        self._stopping = True
+        self._wake.set()
         tasks = list(self._in_flight.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout_s)
@@ -163,128 +156,8 @@ class Dispatcher:
         keys = [task.get_name() for task in tasks if task.cancelled()]
         if keys:
             log.info("stopped %d deliveries mid-way; they resume at the next start", len(keys))
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            try:
                 await deliveries.release(self._pool, keys)
-
-    async def _deliver(self, delivery: Delivery) -> None:
-        extra = {"job_id": delivery.job_id, "channel": delivery.channel, "kind": delivery.kind}
-        if (reason := self._skip_reasons.get(delivery.channel)) is not None:
-            log.info(
-                "%s %s alert skipped (not sent, not failed): %s",
-                delivery.channel,
-                delivery.kind,
-                reason,
-                extra=extra,
-            )
-            await self._finish(delivery, "skipped", delivery.attempts, reason)
-            return
-        transport = self.transports[delivery.channel]
-        attempts = delivery.attempts
-        counted = delivery.attempt_counted
-        if not counted and attempts >= self.policy.max_attempts:
-            # The last attempt was started by a process that died before writing its outcome.
-            error = f"gave up after {attempts} attempts; last: {delivery.last_error or 'unknown'}"
-            await self._finish(delivery, "failed", attempts, error)
-            return
-        while True:
-            if counted:
-                # Counted (and leased) in the consumer's transaction: no round trip first.
-                counted = False
-            else:
-                attempts = await self._db(
-                    deliveries.start_attempt, self._pool, delivery, self.policy.lease
-                )
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.policy.timeout_s):
-                    provider_id = await transport.send(delivery.alert, delivery.idempotency_key)
-            except TimeoutError:
-                failure = DeliveryFailed(
-                    f"{transport.provider} did not answer within {self.policy.timeout_s:g}s",
-                    retryable=True,
-                )
-            except DeliveryFailed as exc:
-                failure = exc
-            else:
-                elapsed = time.monotonic() - started
-                # Written right after the answer, nothing in between: for Slack (no
-                # idempotency key) this is the whole window in which a crash repeats a post.
-                await self._finish(delivery, "sent", attempts, None, provider_id)
-                PROVIDER_LATENCY.labels(delivery.channel, "ok").observe(elapsed)
-                log.info(
-                    "%s %s alert sent after %d attempt(s)",
-                    delivery.channel,
-                    delivery.kind,
-                    attempts,
-                    extra=extra,
-                )
-                return
-            outcome = "retryable" if failure.retryable else "permanent"
-            PROVIDER_LATENCY.labels(delivery.channel, outcome).observe(time.monotonic() - started)
-            if not failure.retryable or attempts >= self.policy.max_attempts:
-                log.warning(
-                    "%s %s alert failed after %d attempt(s): %s",
-                    delivery.channel,
-                    delivery.kind,
-                    attempts,
-                    failure.message,
-                    extra=extra,
-                )
-                await self._finish(delivery, "failed", attempts, failure.message)
-                return
-            delay = self.policy.delay_s(attempts, failure.retry_after_s)
-            RETRIES.labels(delivery.channel).inc()
-            log.info(
-                "%s %s alert attempt %d failed, retrying in %.2fs: %s",
-                delivery.channel,
-                delivery.kind,
-                attempts,
-                delay,
-                failure.message,
-                extra=extra,
-            )
-            await self._db(
-                deliveries.schedule_retry,
-                self._pool,
-                delivery,
-                failure.message,
-                timedelta(seconds=delay),
-                self.policy.lease,
-            )
-            await asyncio.sleep(delay)
-
-    async def _finish(
-        self,
-        delivery: Delivery,
-        state: FinalState,
-        attempts: int,
-        error: str | None,
-        provider_id: str | None = None,
-    ) -> None:
-        changed = await self._db(
-            deliveries.finish,
-            self._pool,
-            delivery,
-            state,
-            exchange=self._exchange,
-            attempts=attempts,
-            error=error,
-            provider_id=provider_id,
-        )
-        if changed:
-            NOTIFICATIONS.labels(delivery.channel, delivery.kind, state).inc()
-            self._on_outcome()
-
-    async def _db(self, write: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        # A Postgres blip right after a provider accepted must not lose the outcome: the
-        # longer the record stays pending, the likelier a repeated Slack post.
-        tries = 5
-        for attempt in range(1, tries + 1):
-            try:
-                return await write(*args, **kwargs)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                if attempt == tries:
-                    raise
-                log.warning("database write failed (attempt %d), retrying: %s", attempt, exc)
-                await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
-        raise AssertionError("unreachable")
+            except TRANSIENT_DATABASE_ERRORS as exc:
+                # Their leases then run out by themselves; the resume takes them after.
+                log.warning("could not release the stopped deliveries' leases: %s", exc)

@@ -1,15 +1,20 @@
-"""The running notifier: consumer, dispatcher, outbox relay and the health server, together.
+"""The running notifier: the outbox relay, the dispatcher and the consumer, run by the chassis.
 
-:meth:`Notifier.serve` is what ``notifier serve`` does once migrated and bootstrapped: serve
-until the stop event, then drain (stop consuming, let deliveries in flight finish, publish
-what the outbox holds). While it serves, a watch re-attaches the consumer if the broker lost
-it (see :mod:`chassis.attachment`), and ``/readyz`` says not ready until it has.
+:meth:`Notifier.serve` is what ``notifier serve`` does once migrated and bootstrapped: the
+chassis runner (:func:`chassis.runner.serve`) serves ``/healthz``, ``/readyz`` (database,
+broker, consumer) and ``/metrics``, starts the parts in this order and stops them in the
+reverse one on SIGTERM or on the first crash:
+
+| part         | runs                                         | on stop                          |
+|--------------|----------------------------------------------|----------------------------------|
+| outbox-relay | publishes the outcome events                 | publishes what it can, 5 s       |
+| dispatcher   | sends records (first: what a crash left)     | lets deliveries finish, 10 s     |
+| consumer     | records outcome events (re-attached if lost) | lets messages in hand finish, 10 s |
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,21 +22,21 @@ from pathlib import Path
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
-from chassis.attachment import watch_attachment
+from chassis.consumer import MessageConsumer
 from chassis.database import migrate
-from chassis.health import bound_port, health_app, serve_http
+from chassis.health import broker_check, database_check
 from chassis.migrations import MigrationSource
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from chassis.outbox import OutboxRelay
-from notifier.consumer import Consumer
+from chassis.runner import Component, Serving, relay_component, serve
 from notifier.dispatcher import Dispatcher
+from notifier.history import OutcomeEvent
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = MigrationSource("notifier", Path(__file__).parent / "migrations")
 
 DRAIN_TIMEOUT_S = 10.0
-WATCH_INTERVAL_S = 5.0
 
 
 class Notifier:
@@ -41,7 +46,7 @@ class Notifier:
         self,
         pool: asyncpg.Pool,
         connection: AbstractRobustConnection,
-        consumer: Consumer,
+        consumer: MessageConsumer[OutcomeEvent],
         dispatcher: Dispatcher,
         relay: OutboxRelay,
     ) -> None:
@@ -51,67 +56,51 @@ class Notifier:
         self.dispatcher = dispatcher
         self.relay = relay
         self.port: int | None = None
+        """The health server's port once serving (useful when it was asked for port 0)."""
 
-    async def _database_ready(self) -> str | None:
-        await self.pool.fetchval("SELECT 1")
-        return None
-
-    async def _broker_ready(self) -> str | None:
-        return None if self.connection.connected.is_set() else "not connected to RabbitMQ"
-
-    async def _consumer_ready(self) -> str | None:
-        return await self.consumer.attachment.problem()
+    def components(self) -> list[Component]:
+        """The parts :meth:`serve` runs, in the order they start (see the module docstring)."""
+        return [
+            relay_component(self.relay),
+            Component(
+                "dispatcher",
+                self.dispatcher.run,
+                stop=self.dispatcher.stop,
+                stop_timeout_s=DRAIN_TIMEOUT_S,
+            ),
+            Component(
+                "consumer",
+                self.consumer.run,
+                start=self.consumer.start,
+                stop=self.consumer.stop,
+                stop_timeout_s=DRAIN_TIMEOUT_S,
+                ready=self.consumer.problem,
+            ),
+        ]
 
     async def serve(
         self,
-        stop: asyncio.Event,
+        stop: asyncio.Event | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         on_ready: Callable[[Notifier], None] = lambda _: None,
-    ) -> None:
-        """Run until ``stop`` is set, then drain; ``on_ready`` is called once all is started.
+    ) -> int:
+        """Run until ``stop`` is set (default: SIGTERM or SIGINT), then drain; ``on_ready`` is
+        called once all is started. Returns 0, or 1 if a part stopped by itself.
 
-        Raises ``OSError`` if the HTTP port cannot be bound.
+        Raises ``CannotServe`` if the HTTP port cannot be bound, or the broker's error if the
+        consumer cannot attach.
         """
-        checks = {
-            "database": self._database_ready,
-            "broker": self._broker_ready,
-            "consumer": self._consumer_ready,
-        }
-        relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        # Started before the consumer: records a crash left pending go out first.
-        dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-        try:
-            async with serve_http(health_app(checks), host, port) as server:
-                self.port = bound_port(server)
-                await self.consumer.start()
-                watch_task = asyncio.create_task(
-                    watch_attachment(self.consumer.attachment, WATCH_INTERVAL_S),
-                    name="consumer-watch",
-                )
-                try:
-                    log.info("notifier ready; health on port %d", self.port)
-                    on_ready(self)
-                    await stop.wait()
-                finally:
-                    # Before the consumer stops: a re-attach in the drain would take new work.
-                    await _cancel(watch_task)
-                log.info("stopping: draining the consumer, deliveries and outbox")
-                await self.consumer.stop(DRAIN_TIMEOUT_S)
-        finally:
-            await _cancel(dispatcher_task)
-            await self.dispatcher.drain(DRAIN_TIMEOUT_S)
-            await _cancel(relay_task)
-            left = await self.relay.drain(5.0)
-            if left:
-                log.warning("%d events stay in the outbox; they go out at the next start", left)
 
+        def ready(serving: Serving) -> None:
+            self.port = serving.port
+            on_ready(self)
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+        checks = {"database": database_check(self.pool), "broker": broker_check(self.connection)}
+        return await serve(
+            self.components(), checks=checks, host=host, port=port, stop=stop, on_ready=ready
+        )
 
 
 async def migrate_schema(database_url: str, schema: str) -> list[str]:
