@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from job_ledger.web.queries import JobLog
+from job_ledger.web.rows import JobLog
 
 
 def job_log(

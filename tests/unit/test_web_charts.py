@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from job_ledger.web.charts import runs_chart
 from job_ledger.web.display import event_summary
-from job_ledger.web.queries import JobLog
+from job_ledger.web.rows import JobLog
 from tests.support.job_logs import job_log
 
 NOW = datetime(2025, 12, 22, 12, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from job_ledger.web.figures import job_stats, percentile, progress_of
-from job_ledger.web.queries import Failure, JobLog, RunSample, group_failures
+from job_ledger.web.rows import Failure, JobLog, RunSample, group_failures
 from tests.support.job_logs import job_log
 
 NOW = datetime(2025, 12, 22, 12, tzinfo=UTC)

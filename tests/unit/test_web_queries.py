@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from job_ledger.web import queries
-from job_ledger.web.queries import JobLog
+from job_ledger.web.rows import JobLog
 
 
 def test_a_job_logs_row_unpacks_into_the_job_log_fields_in_order() -> None:

@@ -1,4 +1,4 @@
-"""The JSON API under ``/api/admin`` (the story's contract; see ``openapi.py`` for the shapes).
+"""The JSON API under ``/api/admin`` (the story's contract; ``schemas`` holds its shapes).
 
 Every route runs behind :class:`job_ledger.web.auth.BearerAuth`; every refusal is an
 ``ApiError`` that leaves in the error shape.
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from job_ledger import run_requests
-from job_ledger.web import commands, queries
+from job_ledger.web import commands, queries, rows
 from job_ledger.web.context import WebContext
 from job_ledger.web.errors import ApiError, JsonResponse
 from job_ledger.web.figures import job_stats, progress_of
@@ -38,15 +38,18 @@ EVENTS_MAX_LIMIT = 5000
 MAX_RUN_BODY_BYTES = 2_000_000
 
 
-def api_routes(ctx: WebContext) -> list[Route]:
-    """Return the ``/admin/...`` routes, to be mounted under ``/api``."""
+class JsonApi:
+    """The API's endpoints over one :class:`WebContext`: each method answers one route."""
 
-    async def list_job_logs(request: Request) -> Response:
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+
+    async def list_job_logs(self, request: Request) -> Response:
         limit = parse_limit(request.query_params.get("limit"))
         job_name = parse_job_name(request.query_params.get("jobName"))
         raw_id = request.query_params.get("id")
-        now = ctx.clock()
-        async with ctx.pool.acquire() as conn:
+        now = self.ctx.clock()
+        async with self.ctx.pool.acquire() as conn:
             if raw_id is not None:
                 job = await queries.job_log(conn, parse_uuid(raw_id))
                 if job is None or (job_name is not None and job.job_name != job_name):
@@ -57,13 +60,13 @@ def api_routes(ctx: WebContext) -> list[Route]:
         data = [job_log_json(j, progress_of(j, now)) for j in jobs]
         return JsonResponse({"data": data, "meta": {"count": len(data), "limit": limit}})
 
-    async def list_events(request: Request) -> Response:
+    async def list_events(self, request: Request) -> Response:
         job_id = parse_uuid(request.path_params["id"])
         limit = parse_limit(
             request.query_params.get("limit"), EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT
         )
         offset = parse_offset(request.query_params.get("offset"))
-        async with ctx.pool.acquire() as conn:
+        async with self.ctx.pool.acquire() as conn:
             if not await queries.job_exists(conn, job_id):
                 raise ApiError(404, "No job with this id")
             events, total = await queries.job_events(conn, job_id, limit, offset)
@@ -74,13 +77,13 @@ def api_routes(ctx: WebContext) -> list[Route]:
             }
         )
 
-    async def list_errors(request: Request) -> Response:
+    async def list_errors(self, request: Request) -> Response:
         job_id = parse_uuid(request.path_params["id"])
-        async with ctx.pool.acquire() as conn:
+        async with self.ctx.pool.acquire() as conn:
             job = await queries.job_log(conn, job_id)
         if job is None:
             raise ApiError(404, "No job log with this id")
-        groups = queries.group_failures(job.errors)
+        groups = rows.group_failures(job.errors)
         return JsonResponse(
             {
                 "data": [failure_group_json(g) for g in groups],
@@ -88,38 +91,42 @@ def api_routes(ctx: WebContext) -> list[Route]:
             }
         )
 
-    async def stats(request: Request) -> Response:
+    async def stats(self, request: Request) -> Response:
         job_name = parse_job_name(request.query_params.get("jobName"))
-        async with ctx.pool.acquire() as conn:
+        async with self.ctx.pool.acquire() as conn:
             runs = await queries.recent_runs(conn, job_name)
             last_success = await queries.last_success_at(conn, job_name)
         return JsonResponse({"data": stats_json(job_stats(runs, last_success), job_name)})
 
-    async def run(request: Request) -> Response:
+    async def run(self, request: Request) -> Response:
         job_name, dao_ids = _run_body(await _small_body(request))
-        command = await commands.request_new_run(ctx, job_name, dao_ids)
+        command = await commands.request_new_run(self.ctx, job_name, dao_ids)
         return JsonResponse({"data": run_request_json(command)}, status_code=202)
 
-    async def retry_failed(request: Request) -> Response:
-        command = await commands.request_retry(ctx, parse_uuid(request.path_params["id"]))
+    async def retry_failed(self, request: Request) -> Response:
+        command = await commands.request_retry(self.ctx, parse_uuid(request.path_params["id"]))
         return JsonResponse({"data": run_request_json(command)}, status_code=202)
 
-    async def run_request_outcome(request: Request) -> Response:
+    async def run_request_outcome(self, request: Request) -> Response:
         request_id = parse_uuid(request.path_params["requestId"], "requestId")
-        async with ctx.pool.acquire() as conn:
+        async with self.ctx.pool.acquire() as conn:
             found = await run_requests.run_request(conn, request_id)
         if found is None:
             raise ApiError(404, "No run request with this id")
         return JsonResponse({"data": run_request_outcome_json(found)})
 
+
+def api_routes(ctx: WebContext) -> list[Route]:
+    """Return the ``/admin/...`` routes, to be mounted under ``/api``."""
+    api = JsonApi(ctx)
     return [
-        Route("/admin/job-logs", list_job_logs, methods=["GET"]),
-        Route("/admin/job-logs/{id}/events", list_events, methods=["GET"]),
-        Route("/admin/job-logs/{id}/errors", list_errors, methods=["GET"]),
-        Route("/admin/job-logs/{id}/retry-failed", retry_failed, methods=["POST"]),
-        Route("/admin/job-stats", stats, methods=["GET"]),
-        Route("/admin/jobs/run", run, methods=["POST"]),
-        Route("/admin/run-requests/{requestId}", run_request_outcome, methods=["GET"]),
+        Route("/admin/job-logs", api.list_job_logs, methods=["GET"]),
+        Route("/admin/job-logs/{id}/events", api.list_events, methods=["GET"]),
+        Route("/admin/job-logs/{id}/errors", api.list_errors, methods=["GET"]),
+        Route("/admin/job-logs/{id}/retry-failed", api.retry_failed, methods=["POST"]),
+        Route("/admin/job-stats", api.stats, methods=["GET"]),
+        Route("/admin/jobs/run", api.run, methods=["POST"]),
+        Route("/admin/run-requests/{requestId}", api.run_request_outcome, methods=["GET"]),
     ]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from job_ledger.web.display import human_duration, moment
-from job_ledger.web.queries import JobLog
+from job_ledger.web.rows import JobLog
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 76, 16, 28

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
-from job_ledger.web.queries import JobLog, RunSample, ScheduleCheck
+from job_ledger.web.rows import JobLog, RunSample, ScheduleCheck
 
 
 @dataclass(frozen=True, slots=True)

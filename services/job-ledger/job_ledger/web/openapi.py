@@ -1,264 +1,53 @@
-"""The OpenAPI 3.1 document of the ledger's HTTP API, written as data and served as is.
+"""The OpenAPI 3.1 document of the ledger's HTTP API: the models of ``schemas``, and the paths.
 
-Hand-written so that it says exactly what the handlers do (the schemathesis test holds it to
-that): every route, parameter, status and field, including what the ledger adds to the story.
+The component schemas are generated from :mod:`job_ledger.web.schemas`; the paths (every
+route, parameter and status the handlers answer) are written here as data. The schemathesis
+test holds the served document to what the handlers do. :func:`openapi_document` is the one
+entry point: the app serves what it returns.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
+
 from contracts.events import JOB_NAME_PATTERN
 from job_ledger.web.api import EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT
 from job_ledger.web.params import DEFAULT_LIMIT, MAX_LIMIT
+from job_ledger.web.schemas import DOCUMENTED
 
 Schema = dict[str, Any]
 
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_TIME: Schema = {"type": "string", "format": "date-time", "examples": ["2025-12-22T00:05:32.000Z"]}
 _UUID: Schema = {"type": "string", "format": "uuid"}
-_INT0: Schema = {"type": "integer", "minimum": 0}
 _JOB_NAME: Schema = {"type": "string", "pattern": JOB_NAME_PATTERN}
+
+
+class _UntitledSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema without the titles it derives from class and field names."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        generated = super().model_schema(schema)
+        generated.pop("title", None)
+        return generated
+
+
+def component_schemas() -> dict[str, Schema]:
+    """The ``components.schemas`` of the document: every model of ``schemas`` it names."""
+    _, top = models_json_schema(
+        [(model, "validation") for model in DOCUMENTED],
+        ref_template="#/components/schemas/{model}",
+        schema_generator=_UntitledSchema,
+    )
+    return dict(sorted(top["$defs"].items()))
 
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _object(properties: dict[str, Schema], description: str = "") -> Schema:
-    schema: Schema = {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if description:
-        schema["description"] = description
-    return schema
-
-
-SCHEMAS: dict[str, Schema] = {
-    "Error": _object(
-        {
-            "error": _object(
-                {
-                    "message": {"type": "string"},
-                    "code": {
-                        "type": "string",
-                        "enum": [
-                            "BAD_REQUEST",
-                            "UNAUTHORIZED",
-                            "NOT_FOUND",
-                            "METHOD_NOT_ALLOWED",
-                            "CONFLICT",
-                            "INTERNAL",
-                            "UNAVAILABLE",
-                        ],
-                    },
-                    "statusCode": {"type": "integer"},
-                }
-            )
-        },
-        "Every error of the API, whatever its status.",
-    ),
-    "Failure": _object(
-        {"daoId": {"type": "string"}, "daoName": {"type": "string"}, "error": {"type": "string"}}
-    ),
-    "Notification": _object(
-        {
-            "channel": {"type": "string", "examples": ["email", "slack"]},
-            "kind": {"type": "string", "examples": ["success", "failure", "abandoned"]},
-            "state": {"type": "string", "enum": ["sent", "failed", "skipped"]},
-            "attempts": _INT0,
-            "providerId": _nullable({"type": "string"}),
-            "error": _nullable({"type": "string"}),
-            "reason": _nullable({"type": "string"}),
-            "occurredAt": _TIME,
-        },
-        "One alert delivery reported by the notifier (one per channel and kind): sent,"
-        " failed (with the error after its attempts) or skipped (not tried because the"
-        " channel is not configured, with the reason; error null, 0 attempts).",
-    ),
-    "Progress": _object(
-        {
-            "processed": _INT0,
-            "failed": _INT0,
-            "total": _INT0,
-            "ratePerSecond": _nullable({"type": "number", "minimum": 0}),
-            "etaSeconds": _nullable(_INT0),
-            "lastEventAt": _nullable(_TIME),
-        },
-        "Live progress of a running job: DAOs done per second since it started, and the"
-        " seconds left at that rate (null until a DAO is done).",
-    ),
-    "JobLog": _object(
-        {
-            "id": _UUID,
-            "jobName": {"type": "string"},
-            "startedAt": _TIME,
-            "completedAt": _nullable(_TIME),
-            "status": {"type": "string", "enum": ["running", "completed", "failed"]},
-            "daosProcessed": _INT0,
-            "daosTotal": _INT0,
-            "errors": _nullable({"type": "array", "items": _ref("Failure")}),
-            "durationMs": _nullable(_INT0),
-            "cacheInvalidated": {"type": "boolean"},
-            "createdAt": _TIME,
-            "updatedAt": _TIME,
-            "trigger": _nullable({"type": "string", "examples": ["cron", "manual", "retry"]}),
-            "daosFailed": _INT0,
-            "fatalError": _nullable({"type": "string"}),
-            "lastEventAt": _nullable(_TIME),
-            "abandonedAt": _nullable(_TIME),
-            "outcome": {
-                "type": "string",
-                "enum": ["running", "completed", "failed", "abandoned", "missed"],
-                "description": "What became of it. abandoned: the watchdog found the run"
-                " silent (status failed); missed: no run started within the grace of the"
-                " schedule slot scheduledFor (status failed, trigger cron, no DAOs, the"
-                " sentence in fatalError).",
-            },
-            "scheduledFor": _nullable(_TIME),
-            "eventsReceived": _INT0,
-            "expectedEvents": _nullable(_INT0),
-            "complete": {
-                "type": "boolean",
-                "description": "Every event up to JobFinished has arrived.",
-            },
-            "notifications": {"type": "array", "items": _ref("Notification")},
-            "progress": _nullable(_ref("Progress")),
-        },
-        "A job execution, or a schedule slot no run started for (outcome missed, its id the"
-        " one in the missed alert's link): the story's fields (id … updatedAt), then what the"
-        " ledger adds. progress is null unless the job is running.",
-    ),
-    "JobLogList": _object(
-        {
-            "data": {"type": "array", "items": _ref("JobLog")},
-            "meta": _object({"count": _INT0, "limit": {"type": "integer", "minimum": 1}}),
-        }
-    ),
-    "JobEvent": _object(
-        {
-            "eventId": _UUID,
-            "eventType": {"type": "string"},
-            "schemaVersion": {"type": "integer"},
-            "jobId": _UUID,
-            "jobName": {"type": "string"},
-            "sequence": _nullable(_INT0),
-            "occurredAt": _TIME,
-            "receivedAt": _TIME,
-            "payload": {
-                "type": "object",
-                "description": "The event's payload exactly as the event contract sent it.",
-            },
-        }
-    ),
-    "JobEventList": _object(
-        {
-            "data": {"type": "array", "items": _ref("JobEvent")},
-            "meta": _object(
-                {
-                    "count": _INT0,
-                    "limit": {"type": "integer", "minimum": 1},
-                    "offset": _INT0,
-                    "total": _INT0,
-                }
-            ),
-        }
-    ),
-    "FailureGroup": _object(
-        {
-            "error": {"type": "string"},
-            "count": {"type": "integer", "minimum": 1},
-            "daos": {
-                "type": "array",
-                "items": _object({"daoId": {"type": "string"}, "daoName": {"type": "string"}}),
-            },
-        }
-    ),
-    "FailureGroupList": _object(
-        {
-            "data": {"type": "array", "items": _ref("FailureGroup")},
-            "meta": _object({"count": _INT0, "failures": _INT0}),
-        }
-    ),
-    "JobStats": _object(
-        {
-            "data": _object(
-                {
-                    "jobName": _nullable({"type": "string"}),
-                    "runs": _INT0,
-                    "finished": _INT0,
-                    "completed": _INT0,
-                    "failed": _INT0,
-                    "runsMissed": _INT0,
-                    "running": _INT0,
-                    "failureRate": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
-                    "durationP50Ms": _nullable(_INT0),
-                    "durationP95Ms": _nullable(_INT0),
-                    "lastSuccessAt": _nullable(_TIME),
-                },
-                "Over the newest 30 runs: failureRate is failed / finished runs (a missed"
-                " schedule slot is a failed run, counted in runsMissed too), the percentiles"
-                " (nearest rank) are of finished runs' durations (a missed slot has none);"
-                " lastSuccessAt is the newest completed run ever.",
-            )
-        }
-    ),
-    "RunRequest": _object(
-        {
-            "jobName": _JOB_NAME,
-            "daoIds": _nullable(
-                {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "string", "minLength": 1},
-                }
-            ),
-        },
-        "Optional body of POST /api/admin/jobs/run; both fields are optional.",
-    )
-    | {"required": []},
-    "RunAccepted": _object(
-        {
-            "data": _object(
-                {
-                    "requestId": _UUID,
-                    "jobName": {"type": "string"},
-                    "trigger": {"type": "string", "enum": ["manual", "retry"]},
-                    "daoIds": _nullable({"type": "array", "items": {"type": "string"}}),
-                    "requestedAt": _TIME,
-                }
-            )
-        },
-        "The RunRequested the broker confirmed; what became of it is at"
-        " GET /api/admin/run-requests/{requestId}.",
-    ),
-    "RunRequestOutcome": _object(
-        {
-            "data": _object(
-                {
-                    "requestId": _UUID,
-                    "jobName": {"type": "string"},
-                    "trigger": {"type": "string", "examples": ["manual", "retry", "cron"]},
-                    "state": {"type": "string", "enum": ["pending", "accepted", "refused"]},
-                    "jobId": _nullable(_UUID),
-                    "reason": _nullable({"type": "string"}),
-                    "requestedAt": _nullable(_TIME),
-                    "answeredAt": _nullable(_TIME),
-                }
-            )
-        },
-        "What became of a run request: pending until the recalculator answers, then accepted"
-        " (jobId: the job it started) or refused (reason: why nothing started). requestedAt"
-        " is null for a request the ledger did not publish itself (CLI, cron).",
-    ),
-}
 
 
 def _error(description: str) -> Schema:
@@ -455,7 +244,7 @@ def openapi_document(server_url: str | None = None) -> Schema:
             " `{error: {message, code, statusCode}}`.",
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": component_schemas(),
             "securitySchemes": {
                 "admin": {
                     "type": "http",

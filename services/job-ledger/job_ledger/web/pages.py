@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from job_ledger.web import commands, queries
+from job_ledger.web import commands, queries, rows
 from job_ledger.web.auth import Session
 from job_ledger.web.charts import runs_chart
 from job_ledger.web.context import WebContext
@@ -45,38 +45,42 @@ TIMELINE_EVENTS = 500
 REFRESH_WHILE_RUNNING_S = 5
 
 
-def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
-    """Return the ``/admin`` routes: login, logout, history, detail and the two forms."""
+class AdminPages:
+    """The admin pages' endpoints over one :class:`WebContext`: each method answers one route."""
 
-    async def page(
-        request: Request, session: Session, name: str, context: dict[str, Any]
+    def __init__(self, ctx: WebContext, settings: PageSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+
+    async def _render(
+        self, request: Request, session: Session, name: str, context: dict[str, Any]
     ) -> Response:
-        flash = take_flash(request, settings)
+        flash = take_flash(request, self.settings)
         response = await render_page(
-            name, {**context, "flash": flash, "csrf_token": settings.keys.csrf_token(session)}
+            name, {**context, "flash": flash, "csrf_token": self.settings.keys.csrf_token(session)}
         )
-        clear_flash(request, response, settings)
+        clear_flash(request, response, self.settings)
         return response
 
-    async def home(_: Request) -> Response:
+    async def home(self, _: Request) -> Response:
         return RedirectResponse("/admin/jobs", status_code=303)
 
-    async def history(request: Request) -> Response:
-        session = session_of(request, settings)
+    async def history(self, request: Request) -> Response:
+        session = session_of(request, self.settings)
         if isinstance(session, Response):
             return session
-        now = ctx.clock()
+        now = self.ctx.clock()
         try:
             job_name = parse_job_name(request.query_params.get("jobName"))
-            async with ctx.pool.acquire() as conn:
+            async with self.ctx.pool.acquire() as conn:
                 notice = await request_notice(conn, request.query_params.get(QUERY_PARAM))
                 jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
                 runs = await queries.recent_runs(conn, job_name)
                 last_success = await queries.last_success_at(conn, job_name)
-                last_check = await queries.last_schedule_check(conn, ctx.job_name)
+                last_check = await queries.last_schedule_check(conn, self.ctx.job_name)
         except ApiError as exc:
             return await render_error_page(400, exc.message)
-        return await page(
+        return await self._render(
             request,
             session,
             "jobs.html",
@@ -84,7 +88,9 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 "jobs": jobs,
                 "job_name": job_name,
                 "stats": job_stats(runs, last_success),
-                "schedule": schedule_glance(ctx.job_name, ctx.job_schedule, now, last_check),
+                "schedule": schedule_glance(
+                    self.ctx.job_name, self.ctx.job_schedule, now, last_check
+                ),
                 "chart": runs_chart(jobs, now),
                 "progress": {j.id: progress_of(j, now) for j in jobs},
                 "notice": notice,
@@ -92,13 +98,13 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             },
         )
 
-    async def detail(request: Request) -> Response:
-        session = session_of(request, settings)
+    async def detail(self, request: Request) -> Response:
+        session = session_of(request, self.settings)
         if isinstance(session, Response):
             return session
         try:
             job_id = parse_uuid(request.path_params["id"])
-            async with ctx.pool.acquire() as conn:
+            async with self.ctx.pool.acquire() as conn:
                 notice = await request_notice(conn, request.query_params.get(QUERY_PARAM))
                 job = await queries.job_log(conn, job_id)
                 if job is None:
@@ -106,8 +112,8 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 events, total = await queries.job_events(conn, job_id, TIMELINE_EVENTS, 0)
         except ApiError as exc:
             return await render_error_page(400, exc.message)
-        progress = progress_of(job, ctx.clock())
-        return await page(
+        progress = progress_of(job, self.ctx.clock())
+        return await self._render(
             request,
             session,
             "job.html",
@@ -116,26 +122,26 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
                 "progress": progress,
                 "refresh_s": _refresh_s(job.status == "running", notice),
                 "notice": notice,
-                "groups": queries.group_failures(job.errors),
+                "groups": rows.group_failures(job.errors),
                 "events": [(e, event_summary(e.event_type, e.payload)) for e in events],
                 "events_total": total,
             },
         )
 
-    async def start_run(request: Request) -> Response:
-        form = await signed_form(request, settings)
+    async def start_run(self, request: Request) -> Response:
+        form = await signed_form(request, self.settings)
         if isinstance(form, Response):
             return form
         back = str(form.get("back") or "")
         target = back if back.startswith("/admin/jobs") and "//" not in back else "/admin/jobs"
         try:
-            command = await commands.request_new_run(ctx)
+            command = await commands.request_new_run(self.ctx)
         except ApiError as exc:
-            return redirect_with_flash(target, exc.message, "error", settings)
+            return redirect_with_flash(target, exc.message, "error", self.settings)
         return RedirectResponse(page_with_notice(target, command.request_id), status_code=303)
 
-    async def retry_failed(request: Request) -> Response:
-        form = await signed_form(request, settings)
+    async def retry_failed(self, request: Request) -> Response:
+        form = await signed_form(request, self.settings)
         if isinstance(form, Response):
             return form
         try:
@@ -144,20 +150,24 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
             return await render_error_page(400, exc.message)
         target = f"/admin/jobs/{job_id}"
         try:
-            command = await commands.request_retry(ctx, job_id)
+            command = await commands.request_retry(self.ctx, job_id)
         except ApiError as exc:
             if exc.status == 404:
                 return await render_error_page(404, exc.message)
-            return redirect_with_flash(target, exc.message, "error", settings)
+            return redirect_with_flash(target, exc.message, "error", self.settings)
         return RedirectResponse(page_with_notice(target, command.request_id), status_code=303)
 
+
+def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
+    """Return the ``/admin`` routes: login, logout, history, detail and the two forms."""
+    pages = AdminPages(ctx, settings)
     return [
         *login_routes(settings),
-        Route("/admin", home, methods=["GET"]),
-        Route("/admin/jobs", history, methods=["GET"]),
-        Route("/admin/jobs/run", start_run, methods=["POST"]),
-        Route("/admin/jobs/{id}", detail, methods=["GET"]),
-        Route("/admin/jobs/{id}/retry-failed", retry_failed, methods=["POST"]),
+        Route("/admin", pages.home, methods=["GET"]),
+        Route("/admin/jobs", pages.history, methods=["GET"]),
+        Route("/admin/jobs/run", pages.start_run, methods=["POST"]),
+        Route("/admin/jobs/{id}", pages.detail, methods=["GET"]),
+        Route("/admin/jobs/{id}/retry-failed", pages.retry_failed, methods=["POST"]),
     ]
 
 

@@ -1,13 +1,13 @@
-"""The SQL reads behind the API and the pages, returning plain typed rows.
+"""The SQL reads behind the API and the pages, returning the typed rows of ``rows``.
 
 Every function takes a connection whose ``search_path`` is the ledger schema, reads only,
-and is therefore idempotent. JSON columns are read as text and decoded here, so the result
-does not depend on whichever jsonb codec the pool was given.
+and is therefore idempotent. JSON columns are read as text and decoded in Python, so the
+result does not depend on whichever jsonb codec the pool was given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,152 +15,17 @@ from uuid import UUID
 import orjson
 
 from chassis.database import Connection
+from job_ledger.web.rows import JobLog, Notification, RunSample, ScheduleCheck, StoredEvent
 
 STATS_WINDOW = 30
 """How many of the newest runs the statistics look at."""
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    dao_id: str
-    dao_name: str
-    error: str
-
-
-@dataclass(slots=True)
-class Notification:
-    """One delivery of the job's alerts (read-only; not ``frozen`` for the reason of JobLog)."""
-
-    channel: str
-    kind: str
-    state: str
-    attempts: int
-    provider_id: str | None
-    error: str | None
-    occurred_at: datetime
-    reason: str | None
-    """Why a ``skipped`` delivery was not tried (its channel is not configured)."""
-
-
-@dataclass(slots=True)
-class JobLog:
-    """One ``job_logs`` row with the job's notification deliveries (treat it as read-only).
-
-    The fields are ``_JOB_COLUMNS`` in their order (a row is unpacked into them), then the
-    notifications. Not ``frozen``: a frozen dataclass sets each field through
-    ``object.__setattr__``, and the history API builds 30 of these per request.
-    ``errors_json`` is the row's ``errors`` as stored, already in the API's shape
-    (``[{"daoId", "daoName", "error"}]``); :attr:`errors` decodes it when needed.
-    """
-
-    id: UUID
-    job_name: str
-    started_at: datetime
-    completed_at: datetime | None
-    status: str
-    daos_processed: int
-    daos_total: int
-    errors_json: str | None
-    duration_ms: int | None
-    cache_invalidated: bool
-    created_at: datetime
-    updated_at: datetime
-    trigger: str | None
-    daos_failed: int
-    fatal_error: str | None
-    last_event_at: datetime | None
-    events_received: int
-    expected_events: int | None
-    abandoned_at: datetime | None
-    outcome: str
-    """What became of it: running, completed, failed, abandoned, or missed (a schedule slot no
-    run started for; its story ``status`` is failed)."""
-    scheduled_for: datetime | None
-    """The slot a missed row stands for (None for a run)."""
-    notifications: tuple[Notification, ...] = field(default=(), kw_only=True)
-
-    @property
-    def complete(self) -> bool:
-        """True once every event ``0..JobFinished.sequence`` has arrived."""
-        return self.expected_events is not None and self.events_received >= self.expected_events
-
-    @property
-    def errors(self) -> list[Failure] | None:
-        """The failed DAOs with their errors, in the order they failed (None: none failed)."""
-        return _failures(self.errors_json)
-
-    @property
-    def failed_dao_ids(self) -> list[str]:
-        """The failed DAOs' ids in the order they failed, each once."""
-        return list(dict.fromkeys(f.dao_id for f in self.errors or ()))
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    event_id: UUID
-    event_type: str
-    schema_version: int
-    job_id: UUID
-    job_name: str
-    sequence: int | None
-    occurred_at: datetime
-    received_at: datetime
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class FailureGroup:
-    """The DAOs that failed with one error message, in the order they failed."""
-
-    error: str
-    daos: tuple[tuple[str, str], ...]
-
-    @property
-    def count(self) -> int:
-        return len(self.daos)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSample:
-    """What the statistics need of one run (or missed slot: outcome ``missed``)."""
-
-    status: str
-    duration_ms: int | None
-    started_at: datetime
-    outcome: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleCheck:
-    """The newest schedule slot the watchdog has checked, and whether a run started for it."""
-
-    scheduled_for: datetime
-    outcome: str
-
-
-_JOB_COLUMNS = """
-    id, job_name, started_at, completed_at, status::text AS status, daos_processed,
-    daos_total, errors::text AS errors_json, duration_ms, cache_invalidated, created_at, updated_at,
-    trigger, daos_failed, fatal_error, last_event_at, events_received, expected_events,
-    abandoned_at, outcome, scheduled_for
-"""
-
-
-def _failures(text: str | None) -> list[Failure] | None:
-    if text is None:
-        return None
-    items = orjson.loads(text)
-    if not isinstance(items, list):
-        return None
-    return [
-        Failure(
-            dao_id=str(item.get("daoId", "")),
-            dao_name=str(item.get("daoName", "")),
-            error=str(item.get("error", "")),
-        )
-        for item in items
-        if isinstance(item, dict)
-    ]
+_SELECTED_AS = {"status": "status::text AS status", "errors_json": "errors::text AS errors_json"}
+_JOB_COLUMNS = ", ".join(
+    _SELECTED_AS.get(f.name, f.name) for f in fields(JobLog) if f.name != "notifications"
+)
+"""What a ``job_logs`` read selects: :class:`JobLog`'s fields, in order (a row unpacks into it)."""
 
 
 def _job_log(record: Any, notifications: tuple[Notification, ...]) -> JobLog:
@@ -254,15 +119,6 @@ async def job_events(
         for r in rows
     ]
     return events, int(total)
-
-
-def group_failures(failures: list[Failure] | None) -> list[FailureGroup]:
-    """Group failures by exact error message: the biggest group first, ties by first failure."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for failure in failures or ():
-        groups.setdefault(failure.error, []).append((failure.dao_id, failure.dao_name))
-    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))  # stable: ties keep order
-    return [FailureGroup(error=error, daos=tuple(daos)) for error, daos in ordered]
 
 
 async def recent_runs(conn: Connection, job_name: str | None) -> list[RunSample]:

@@ -1,5 +1,8 @@
 """The JSON the API answers, camelCase exactly as the story's contract, built from rows.
 
+Each builder writes one model of :mod:`job_ledger.web.schemas`, key for key and in its order
+(a unit test holds them together); dicts are built directly, for the history API's speed.
+
 Timestamps are written as JavaScript's ``toISOString`` writes them (``2025-12-22T00:05:32.000Z``),
 which is what the story's examples show and what a browser parses everywhere.
 """
@@ -15,7 +18,7 @@ import orjson
 from contracts import RunRequested
 from job_ledger.run_requests import RunRequest
 from job_ledger.web.figures import JobStats, Progress
-from job_ledger.web.queries import FailureGroup, JobLog, Notification, StoredEvent
+from job_ledger.web.rows import FailureGroup, JobLog, Notification, StoredEvent
 
 Json = dict[str, Any]
 
@@ -27,10 +30,9 @@ def timestamp(moment: datetime | None) -> str | None:
     return _utc_text(moment)
 
 
-# Called for every timestamp of every row (150 per page of 30), and a dashboard polls the same
-# page again and again: the same moments come back, so their text is kept (a hit costs a
-# tenth of formatting). asyncpg already gives UTC, so the conversion is skipped then, and
-# the "+00:00" is cut rather than searched for (the history API's largest cost, issue 9).
+# Called for every timestamp of every row, and a dashboard polls the same page again and
+# again: the same moments come back, so their text is kept. asyncpg already gives UTC, so the
+# conversion is skipped then, and the "+00:00" is cut rather than searched for.
 @functools.lru_cache(maxsize=8192)
 def _utc_text(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
