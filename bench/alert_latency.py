@@ -26,22 +26,12 @@ import aio_pika
 import orjson
 from aiohttp import web
 
-from bench.common import (
-    Endpoints,
-    Figure,
-    ServiceProcess,
-    StageResult,
-    free_port,
-    scratch_schema,
-    scratch_topology,
-    service_env,
-    stage_cli,
-    started,
-    wait_until_http_ok,
-)
-from bench.stage_env import stage_logs
+from bench.common import Endpoints, Figure, StageResult, stage_cli
+from bench.stage_env import scratch_schema, scratch_topology, service_env, stage_logs
 from chassis.broker import connect, publisher_channel
 from contracts.topology import BrokerNames
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "alert latency"
 DEFAULT_JOBS = 200
@@ -169,6 +159,7 @@ async def run(
             scratch_topology(endpoints.amqp_url, "alert-bare") as bare_topology,
             scratch_topology(endpoints.amqp_url, "alert") as topology,
             scratch_schema(endpoints.database_url, "alert") as schema,
+            ReservedPort() as reserved,
         ):
             bare = ServiceProcess(
                 "bare-alert",
@@ -195,12 +186,12 @@ async def run(
                 admin_base_url="https://admin.example.test",
                 health_host="127.0.0.1",
             )
-            port = free_port()
+            port = reserved.port
             notifier = ServiceProcess(
                 "notifier", ["notifier", "serve", "--port", str(port)], env, logs
             )
             async with started(bare), started(notifier):
-                await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", notifier)
+                await wait_http_ok(f"http://127.0.0.1:{port}/healthz", notifier, timeout_s=60)
                 # The consumers may attach a moment after their processes report healthy; the
                 # first job waits for that, and its latency is not counted.
                 await latencies(endpoints, [bare_topology, topology], resend, 1)

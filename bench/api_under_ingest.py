@@ -28,28 +28,18 @@ import asyncpg
 import orjson
 
 from bench.alert_latency import percentile
-from bench.common import (
-    Endpoints,
-    Figure,
-    ServiceProcess,
-    StageResult,
-    free_port,
-    job_events,
-    publish_paced,
-    purge,
-    scratch_schema,
-    scratch_topology,
-    stage_cli,
-    started,
-    wait_until_http_ok,
-)
+from bench.common import Endpoints, Figure, StageResult, stage_cli
 from bench.constant_rate import MAX_SECONDS, Load
 from bench.history_api import PASSWORD, PATH, seed
+from bench.publishing import publish_paced, purge
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
-from bench.stage_env import ledger_env, stage_logs
+from bench.stage_env import ledger_env, scratch_schema, scratch_topology, stage_logs
+from bench.wire import job_events
 from chassis.broker import connect
 from chassis.database import create_pool
 from contracts.topology import BrokerNames
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "history API under ingest"
 DEFAULT_DAOS = 20_000
@@ -133,17 +123,17 @@ async def _serving(
     """Start ``layout``'s processes, each on a port of its own, and wait until each is ready
     (the fold's consumer attached); yield the loaded URL and the folding process. Stops them
     all on the way out."""
-    processes = []
-    for role in layout.roles:
-        port = free_port()
-        argv = ["job-ledger", "serve", "--role", role, "--host", "127.0.0.1"]
-        argv += ["--port", str(port)]
-        process = ServiceProcess(f"job-ledger-{role}-{index}", argv, env, logs)
-        processes.append((process, port))
     async with contextlib.AsyncExitStack() as stack:
+        processes = []
+        for role in layout.roles:
+            port = stack.enter_context(ReservedPort()).port
+            argv = ["job-ledger", "serve", "--role", role, "--host", "127.0.0.1"]
+            argv += ["--port", str(port)]
+            process = ServiceProcess(f"job-ledger-{role}-{index}", argv, env, logs)
+            processes.append((process, port))
         for process, port in processes:
             await stack.enter_async_context(started(process))
-            await wait_until_http_ok(f"http://127.0.0.1:{port}/readyz", process)
+            await wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, timeout_s=60)
         api_port = processes[0][1]
         yield f"http://127.0.0.1:{api_port}{PATH}", processes[-1][0]
 

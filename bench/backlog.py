@@ -17,8 +17,10 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from bench.bare_ingest import BATCH
-from bench.common import ServiceProcess, backlog, publish_pipelined, purge
+from bench.publishing import publish_pipelined, purge
+from bench.wire import backlog
 from contracts.topology import BrokerNames
+from tests.harness.processes import ServiceProcess
 
 MIN_EVENTS = 3 * BATCH  # several transactions on either side, so there is a span to time
 

@@ -23,26 +23,24 @@ import asyncpg
 import orjson
 from pydantic import SecretStr
 
-from bench.common import (
-    Endpoints,
-    ServiceProcess,
-    StageResult,
-    free_port,
+from bench.common import Endpoints, StageResult, stage_cli
+from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
+from bench.stage_env import (
+    ledger_env,
+    ledger_server,
     scratch_schema,
     scratch_topology,
     service_env,
-    stage_cli,
-    started,
-    wait_until_http_ok,
+    stage_logs,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
-from bench.stage_env import ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
 from recalculator.bootstrap import bootstrap, migrate_schema
 from recalculator.config import Settings
 from recalculator.daos import DaoRecord
 from recalculator.registry import import_daos
 from recalculator.run import RunRequest
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "big run"
 DEFAULT_DAOS = 20_000
@@ -159,9 +157,10 @@ async def _monitored_round(
         scratch_topology(endpoints.amqp_url, "big") as topology,
         scratch_schema(endpoints.database_url, "big_recalc") as recalc_schema,
         scratch_schema(endpoints.database_url, "big_ledger") as ledger_schema,
+        ReservedPort() as reserved,
     ):
         await prepare(endpoints, recalc_schema, data, records)
-        port = free_port()
+        port = reserved.port
         env = ledger_env(endpoints, topology, ledger_schema)
         ledger = ledger_server("job-ledger-big", port, env, logs)
         recalculator = ServiceProcess(
@@ -177,7 +176,7 @@ async def _monitored_round(
             logs,
         )
         async with started(ledger):
-            await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
+            await wait_http_ok(f"http://127.0.0.1:{port}/healthz", ledger, timeout_s=60)
             pool = await create_pool(endpoints.database_url, ledger_schema, max_size=1)
             try:
                 async with started(recalculator):

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from bench.common import ServiceProcess
+from tests.harness.processes import ServiceProcess
 
 MAX_SECONDS = 600
 MAX_RATE = 5_000

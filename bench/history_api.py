@@ -17,23 +17,21 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import (
-    Endpoints,
-    Figure,
-    ServiceProcess,
-    StageResult,
-    free_port,
+from bench.common import Endpoints, Figure, StageResult, stage_cli
+from bench.stage_env import (
+    ADMIN_PASSWORD,
+    ledger_env,
+    ledger_server,
     scratch_schema,
     scratch_topology,
     service_env,
-    stage_cli,
-    started,
-    wait_until_http_ok,
+    stage_logs,
 )
-from bench.stage_env import ADMIN_PASSWORD, ledger_env, ledger_server, stage_logs
 from chassis.database import migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "history API"
 DEFAULT_JOBS = 100_000
@@ -144,7 +142,7 @@ async def _best_of(
     """
     urls = []
     for process, port in (bare, ours):
-        await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", process)
+        await wait_http_ok(f"http://127.0.0.1:{port}/healthz", process, timeout_s=60)
         urls.append(f"http://127.0.0.1:{port}{PATH}")
         await wrk(urls[-1], 1)  # warm-up: pool connections, statement caches
     runs: tuple[list[Load], list[Load]] = ([], [])
@@ -167,10 +165,12 @@ async def run(
     async with (
         scratch_topology(endpoints.amqp_url, "api") as topology,
         scratch_schema(endpoints.database_url, "api") as schema,
+        ReservedPort() as bare_reserved,
+        ReservedPort() as reserved,
     ):
         await seed(endpoints.database_url, schema, jobs)
         with stage_logs(log_dir) as logs:
-            port = free_port()
+            bare_port, port = bare_reserved.port, reserved.port
             bare = ServiceProcess(
                 "bare-api",
                 [
@@ -181,12 +181,11 @@ async def run(
                     "--schema",
                     schema,
                     "--port",
-                    str(port),
+                    str(bare_port),
                 ],
                 service_env(endpoints, topology),
                 logs,
             )
-            bare_port, port = port, free_port()
             env = ledger_env(endpoints, topology, schema, log_level="WARNING")
             ledger = ledger_server("job-ledger-api", port, env, logs)
             async with started(bare), started(ledger):

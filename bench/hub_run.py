@@ -11,54 +11,39 @@ complete. The sides alternate for several rounds, each in fresh schemas and proc
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import SecretStr
 
 from bench.alert_latency import LoopbackResend
 from bench.big_run import wait_complete
-from bench.common import (
-    Endpoints,
-    ServiceProcess,
-    StageResult,
-    free_port,
+from bench.common import Endpoints, StageResult, stage_cli
+from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
+from bench.stage_env import (
+    interleaved_on_empty_queues,
+    ledger_env,
+    ledger_server,
     scratch_schema,
     scratch_topology,
     service_env,
-    stage_cli,
-    started,
-    wait_until_http_ok,
+    stage_logs,
 )
-from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
-from bench.stage_env import interleaved_on_empty_queues, ledger_env, ledger_server, stage_logs
 from chassis.database import create_pool
 from contracts.topology import BrokerNames
 from recalculator.bootstrap import migrate_schema
 from recalculator.config import Settings
 from recalculator.daos import DaoRecord
 from recalculator.registry import import_daos
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 from tests.support.snapshot_hub import HubSpace, SnapshotHub, hub_proposal
 
 STAGE = "run against a slow hub"
 DEFAULT_DAOS = 2_000
 DEFAULT_LATENCY_MS = 150
 GOAL = 1.05
-
-
-class SlowHub(SnapshotHub):
-    """The loopback hub, answering each request ``latency_s`` later than it would."""
-
-    def __init__(self, spaces: list[HubSpace], latency_s: float) -> None:
-        super().__init__(spaces)
-        self.latency_s = latency_s
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(self.latency_s)
-        return await super()._handle(request)
 
 
 def hub_spaces(daos: int) -> tuple[list[DaoRecord], list[HubSpace]]:
@@ -140,9 +125,11 @@ async def run_monitored(
         scratch_schema(url, "hub_ledger") as ledger_schema,
         scratch_schema(url, "hub_notifier") as notifier_schema,
         LoopbackResend().serving() as resend,
+        ReservedPort() as ledger_reserved,
+        ReservedPort() as notifier_reserved,
     ):
         await prepare_registry(endpoints, schema, records)
-        ledger_port, notifier_port = free_port(), free_port()
+        ledger_port, notifier_port = ledger_reserved.port, notifier_reserved.port
         env = ledger_env(endpoints, topology, ledger_schema)
         ledger = ledger_server("job-ledger-hub", ledger_port, env, logs)
         notifier = ServiceProcess(
@@ -161,8 +148,8 @@ async def run_monitored(
         )
         recalculator = _recalculator(endpoints, topology, schema, hub, logs)
         async with started(ledger), started(notifier):
-            await wait_until_http_ok(f"http://127.0.0.1:{ledger_port}/healthz", ledger)
-            await wait_until_http_ok(f"http://127.0.0.1:{notifier_port}/healthz", notifier)
+            await wait_http_ok(f"http://127.0.0.1:{ledger_port}/healthz", ledger, timeout_s=60)
+            await wait_http_ok(f"http://127.0.0.1:{notifier_port}/healthz", notifier, timeout_s=60)
             pool = await create_pool(url, ledger_schema, max_size=1)
             try:
                 async with started(recalculator):
@@ -187,7 +174,7 @@ async def run(
     records, spaces = hub_spaces(daos)
     with stage_logs(log_dir) as logs:
         async with (
-            SlowHub(spaces, latency_ms / 1000) as hub,
+            SnapshotHub(spaces, latency_s=latency_ms / 1000) as hub,
             scratch_topology(endpoints.amqp_url, "hub-alone") as alone,
             scratch_topology(endpoints.amqp_url, "hub") as monitored,
         ):

@@ -18,27 +18,17 @@ from pathlib import Path
 
 from bench.backlog import MIN_EVENTS, Throughput, commit_span, fill_queue, stored, wait_stored
 from bench.bare_ingest import bare_ingest
-from bench.common import (
-    Endpoints,
-    Figure,
-    RssSampler,
-    ServiceProcess,
-    StageResult,
-    free_port,
-    mb,
-    purge,
-    queue_depth,
-    scratch_schema,
-    scratch_topology,
-    stage_cli,
-    started,
-)
+from bench.common import Endpoints, Figure, StageResult, mb, stage_cli
+from bench.memory import RssSampler
+from bench.publishing import purge, queue_depth
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
-from bench.stage_env import ledger_env, stage_logs
+from bench.stage_env import ledger_env, scratch_schema, scratch_topology, stage_logs
 from chassis.broker import connect
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started
 
 INGEST = "ledger ingest"
 CATCH_UP = "backlog catch-up"
@@ -60,6 +50,7 @@ async def ledger_ingest(
     async with (
         scratch_topology(endpoints.amqp_url, "ingest") as topology,
         scratch_schema(endpoints.database_url, "ingest") as schema,
+        ReservedPort() as reserved,
     ):
         connection = await connect(endpoints.amqp_url, name="bench-ingest")
         try:
@@ -68,7 +59,7 @@ async def ledger_ingest(
         finally:
             await connection.close()
         env = ledger_env(endpoints, topology, schema, http_host="127.0.0.1")
-        argv = ["job-ledger", "serve", "--port", str(free_port())]
+        argv = ["job-ledger", "serve", "--port", str(reserved.port)]
         process = ServiceProcess(f"job-ledger-{schema}", argv, env, log_dir)
         # The schema is created by the ledger's own migration at start; poll it from here.
         await migrate(endpoints.database_url, schema, [OUTBOX_MIGRATIONS, LEDGER_MIGRATIONS])

@@ -7,7 +7,7 @@ measured). Each side then carries those events from an outbox or memory to commi
 - ours: the services' relay loop (``OutboxRelay.run`` in a process of its own), RabbitMQ and
   ``job-ledger serve`` (parse, validate, store, fold);
 - the limit, the bare pipeline: the same events published pipelined from memory
-  (``bench.common.publish_pipelined``), consumed and inserted in batches by the ingest
+  (``bench.publishing.publish_pipelined``), consumed and inserted in batches by the ingest
   limit's consumer (``bench.ledger_ingest.bare_ingest``), each in a process of its own.
 
 For each side the CPU seconds (user + system from ``/proc``) of its two processes, the
@@ -30,17 +30,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.big_run import prepare, scoring_limit, write_inputs
-from bench.common import (
-    Endpoints,
-    ServiceProcess,
-    StageResult,
-    free_port,
-    scratch_schema,
-    scratch_topology,
-    stage_cli,
-    started,
-    wait_until_http_ok,
-)
+from bench.common import Endpoints, StageResult, stage_cli
 from bench.cpu import (
     CpuMeter,
     broker_pids,
@@ -51,10 +41,19 @@ from bench.cpu import (
 )
 from bench.pipeline_processes import PipelineContext, helper_process, wait_ready
 from bench.rounds import DEFAULT_ROUNDS, Spread, spread_figure
-from bench.stage_env import interleaved_on_empty_queues, ledger_env, ledger_server, stage_logs
+from bench.stage_env import (
+    interleaved_on_empty_queues,
+    ledger_env,
+    ledger_server,
+    scratch_schema,
+    scratch_topology,
+    stage_logs,
+)
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "monitoring CPU"
 DEFAULT_DAOS = 20_000
@@ -165,16 +164,17 @@ async def our_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
     async with (
         scratch_schema(url, "cost_relay") as relay_schema,
         scratch_schema(url, "cost_ledger") as ledger_schema,
+        ReservedPort() as reserved,
     ):
         await migrate(url, relay_schema, [OUTBOX_MIGRATIONS])
         await _fill_outbox(url, ctx.source_schema, relay_schema, ctx.topology.exchange)
-        port = free_port()
+        port = reserved.port
         env = ledger_env(ctx.endpoints, ctx.topology, ledger_schema)
         ledger = ledger_server("cost-ledger", port, env, ctx.logs)
         ready = folder / f"relay-{index}"
         relay = helper_process("cost-relay", ["relay", "--schema", relay_schema], ctx, ready)
         async with started(ledger), started(relay):
-            await wait_until_http_ok(f"http://127.0.0.1:{port}/healthz", ledger)
+            await wait_http_ok(f"http://127.0.0.1:{port}/healthz", ledger, timeout_s=60)
             await wait_ready(ready, relay)
             pool = await create_pool(url, ledger_schema, max_size=1)
             try:

@@ -17,18 +17,11 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractRobustConnection
 
-from bench.common import (
-    Endpoints,
-    StageResult,
-    WireEvent,
-    backlog,
-    publish_pipelined,
-    purge,
-    scratch_schema,
-    scratch_topology,
-    stage_cli,
-)
+from bench.common import Endpoints, StageResult, stage_cli
+from bench.publishing import publish_pipelined, purge
 from bench.rounds import DEFAULT_ROUNDS, Spread, interleaved, spread_figure
+from bench.stage_env import scratch_schema, scratch_topology
+from bench.wire import WireEvent, backlog
 from chassis import outbox
 from chassis.broker import connect
 from chassis.database import create_pool, migrate

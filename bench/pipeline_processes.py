@@ -32,12 +32,16 @@ from typing import Any
 import orjson
 
 from bench.bare_ingest import bare_ingest
-from bench.common import Endpoints, ServiceProcess, WireEvent, publish_pipelined, service_env
+from bench.common import Endpoints
+from bench.publishing import publish_pipelined
+from bench.stage_env import service_env
+from bench.wire import WireEvent
 from chassis.broker import connect
 from chassis.database import create_pool
 from chassis.lifecycle import stop_event_on_signals
 from chassis.outbox import OutboxRelay
 from contracts.topology import BrokerNames
+from tests.harness.processes import ServiceProcess
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,66 @@
-"""What several stages do the same way: the ledger's environment and process, the folder
-their subprocesses log to, and rounds that each start on empty queues."""
+"""What several stages do the same way, on :mod:`tests.harness`: scratch names with the bench's
+prefix, a service's environment and the ledger's process, the folder their subprocesses log
+to, and rounds that each start on empty queues."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
-from bench.common import Endpoints, ServiceProcess, log_directory, purge, service_env
+from bench.common import Endpoints
+from bench.publishing import purge
 from bench.rounds import interleaved
 from chassis.broker import connect
 from contracts.topology import BrokerNames
+from tests.harness import scratch
+from tests.harness.processes import ServiceProcess
 
 T = TypeVar("T")
 U = TypeVar("U")
 
 ADMIN_PASSWORD = "bench-password"
 SESSION_SECRET = "bench-session-secret"
+
+
+def scratch_schema(database_url: str, prefix: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """A schema ``bench_<prefix>_<id>`` of this run's, dropped on exit (see ``tests.harness``)."""
+    return scratch.scratch_schema(database_url, f"bench_{prefix}")
+
+
+def scratch_topology(
+    amqp_url: str, prefix: str
+) -> contextlib.AbstractAsyncContextManager[BrokerNames]:
+    """Broker names ``bench.<prefix>.<id>.…`` of this run's, declared, deleted on exit."""
+    return scratch.scratch_topology(amqp_url, f"bench.{prefix}")
+
+
+def service_env(endpoints: Endpoints, topology: BrokerNames, **values: str) -> dict[str, str]:
+    """The environment of a service process on this run's names, logging JSON at INFO
+    (upper-cased ``values`` are added and win)."""
+    return scratch.service_env(
+        endpoints.database_url,
+        endpoints.amqp_url,
+        topology,
+        **{"log_level": "INFO", "log_format": "json", **values},
+    )
+
+
+@contextlib.contextmanager
+def log_directory() -> Iterator[Path]:
+    """Where this run's subprocesses log (kept under var/bench when it exists, else a temp dir)."""
+    base = Path("var/bench")
+    if base.parent.is_dir():
+        base.mkdir(exist_ok=True)
+        yield Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-") as path:
+            yield Path(path)
 
 
 def stage_logs(log_dir: Path | None) -> AbstractContextManager[Path]:

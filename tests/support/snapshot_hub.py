@@ -218,11 +218,16 @@ def _matches(proposal: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
 
 class SnapshotHub:
     """The loopback hub. ``async with SnapshotHub(spaces) as hub:`` serves at ``hub.url``
-    (the base URL; the endpoint is ``hub.url + "/graphql"``) until the block ends."""
+    (the base URL; the endpoint is ``hub.url + "/graphql"``) until the block ends, answering
+    each request ``latency_s`` later than it could."""
 
-    def __init__(self, spaces: Iterable[HubSpace] = (), *, hang_s: float = 30.0) -> None:
+    def __init__(
+        self, spaces: Iterable[HubSpace] = (), *, hang_s: float = 30.0, latency_s: float = 0.0
+    ) -> None:
         self.spaces: dict[str, HubSpace] = {space.id: space for space in spaces}
         self.received: list[ReceivedQuery] = []
+        self.latency_s = latency_s
+        """How long the hub waits before it handles each request, as a distant hub would."""
         self._hang_s = hang_s
         self._faults: dict[str, _FaultPlan] = {}
         self._schema = load_schema()
@@ -274,6 +279,8 @@ class SnapshotHub:
         self._url = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         try:
             body = json.loads(await request.read())
         except ValueError:
