@@ -14,22 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from contracts import (
-    BrokerNames,
     JobAbandoned,
     JobAbandonedPayload,
     JobMissed,
     JobMissedPayload,
 )
 from notifier.history import OutcomeEvent
+from tests.harness.stack import Stack
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend, Recorded
 from tests.support.fake_slack import FakeSlack
 from tests.support.notifier_harness import (
     deliveries,
-    notifier_settings,
     publish,
     running_notifier,
     scoped,
@@ -251,35 +249,27 @@ async def _wait_for_records(
 
 @pytest.mark.parametrize("name", list(cases()))
 async def test_each_outcome_reaches_the_providers_as_decided(
+    stack: Stack,
     name: str,
     resend: FakeResend,
     slack: FakeSlack,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
     case = cases()[name]
     revalidate = "https://site.example.test/api/revalidate" if case.revalidation else None
-    settings = notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
+    settings = stack.notifier_settings(
         resend=resend,
         slack=slack,
         cache_revalidate_url=revalidate,
     )
     expected = 1 if case.slack_kind is None else 2
     async with running_notifier(settings):
-        channel = await amqp.channel()
+        channel = await stack.amqp.channel()
         for earlier in case.before:
             # The previous run must be known before this one is decided.
-            await publish(channel, topology, earlier)
-            await _wait_for_records(database_url, schema, earlier, None)
-        await publish(channel, topology, case.event)
-        records = await _wait_for_records(database_url, schema, case.event, expected)
+            await publish(channel, stack.topology, earlier)
+            await _wait_for_records(stack.database_url, stack.schema, earlier, None)
+        await publish(channel, stack.topology, case.event)
+        records = await _wait_for_records(stack.database_url, stack.schema, case.event, expected)
 
     assert {(r["channel"], r["kind"], r["state"]) for r in records} == {
         ("email", case.email_kind, "sent"),

@@ -21,7 +21,6 @@ from aio_pika.abc import AbstractRobustConnection
 from chassis.deadletter import REASON_HEADER
 from chassis.topology import dead_letter_queue
 from contracts import (
-    BrokerNames,
     JobFinished,
     JobMissed,
     JobMissedPayload,
@@ -34,11 +33,11 @@ from contracts import (
 )
 from contracts.events import utc_now
 from notifier.service import Notifier
+from tests.harness.stack import Stack
 from tests.support.broker import collect, eventually, tap_exchange
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.notifier_harness import (
-    notifier_settings,
     publish,
     publish_raw,
     running_notifier,
@@ -52,36 +51,30 @@ def failed_run() -> JobFinished:
 
 
 async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_one_slack(
+    stack: Stack,
     resend: FakeResend,
     slack: FakeSlack,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(
-        database_url, amqp_url, schema, topology, resend=resend, slack=slack
-    )
+    settings = stack.notifier_settings(resend=resend, slack=slack)
     event = failed_run()
     # The same job finishing again under another event id (a republish) is no new outcome.
     republished = event.model_copy(update={"event_id": uuid.uuid4()})
     async with running_notifier(settings):
-        channel = await amqp.channel()
+        channel = await stack.amqp.channel()
         for _ in range(3):
-            await publish(channel, topology, event)
-        await publish(channel, topology, republished)
-        records = await settled(database_url, schema, 2)
-        conn = await asyncpg.connect(database_url)
+            await publish(channel, stack.topology, event)
+        await publish(channel, stack.topology, republished)
+        records = await settled(stack.database_url, stack.schema, 2)
+        conn = await asyncpg.connect(stack.database_url)
         try:
             # All four messages consumed (none waiting, none unacked) before counting.
             await eventually(
-                lambda: conn.fetchval(f'SELECT count(*) FROM "{schema}".processed_events'),
+                lambda: conn.fetchval(f'SELECT count(*) FROM "{stack.schema}".processed_events'),
                 lambda n: n == 2,
             )
         finally:
             await conn.close()
-        queue = await channel.declare_queue(topology.notifier_queue, passive=True)
+        queue = await channel.declare_queue(stack.topology.notifier_queue, passive=True)
         assert queue.declaration_result.message_count == 0
 
     assert len(resend.requests) == 1 and len(slack.requests) == 1
@@ -93,14 +86,10 @@ async def test_the_same_job_finished_delivered_three_times_sends_one_email_and_o
 
 
 async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes_on(
+    stack: Stack,
     resend: FakeResend,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
+    settings = stack.notifier_settings(resend=resend)
     good = failed_run()
     future_version = orjson.loads(event_body(failed_run()))
     future_version["schema_version"] = 2
@@ -110,17 +99,19 @@ async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes
         payload=NotificationSentPayload(channel="email", kind="success", attempts=1),
     )
     async with running_notifier(settings):
-        channel = await amqp.channel()
-        await publish_raw(channel, topology, b"{not json", f"{JOB_NAME}.job.finished")
+        channel = await stack.amqp.channel()
+        await publish_raw(channel, stack.topology, b"{not json", f"{JOB_NAME}.job.finished")
         await publish_raw(
-            channel, topology, orjson.dumps(future_version), f"{JOB_NAME}.job.finished"
+            channel, stack.topology, orjson.dumps(future_version), f"{JOB_NAME}.job.finished"
         )
         # A valid event under a routing key it does not belong to.
-        exchange = await channel.get_exchange(topology.exchange)
+        exchange = await channel.get_exchange(stack.topology.exchange)
         await exchange.publish(encode_event(stray), f"{JOB_NAME}.job.missed", mandatory=True)
-        await publish(channel, topology, good)
-        records = await settled(database_url, schema, 2)
-        dead = await collect(await channel.get_queue(dead_letter_queue(topology.notifier_queue)), 3)
+        await publish(channel, stack.topology, good)
+        records = await settled(stack.database_url, stack.schema, 2)
+        dead = await collect(
+            await channel.get_queue(dead_letter_queue(stack.topology.notifier_queue)), 3
+        )
 
     # Messages are handled concurrently (prefetch), so the dead letters may come in any order.
     reasons = {m.body: str(m.headers[REASON_HEADER]) for m in dead}
@@ -137,15 +128,11 @@ async def test_bad_messages_are_dead_lettered_with_the_reason_and_consuming_goes
 
 
 async def test_without_resend_key_or_slack_url_alerts_end_skipped_with_the_reason_not_failed(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
+    stack: Stack,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = notifier_settings(database_url, amqp_url, schema, topology)
-    tap = await tap_exchange(amqp, topology, "#.notification.*")
+    settings = stack.notifier_settings()
+    tap = await tap_exchange(stack.amqp, stack.topology, "#.notification.*")
     first = failed_run()
     later = JobMissed(
         job_id=uuid.uuid4(),
@@ -154,11 +141,11 @@ async def test_without_resend_key_or_slack_url_alerts_end_skipped_with_the_reaso
     )
     with caplog.at_level("INFO"):
         async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
-            channel = await amqp.channel()
-            await publish(channel, topology, first)
-            await settled(database_url, schema, 2)
-            await publish(channel, topology, later)
-            records = await settled(database_url, schema, 4)
+            channel = await stack.amqp.channel()
+            await publish(channel, stack.topology, first)
+            await settled(stack.database_url, stack.schema, 2)
+            await publish(channel, stack.topology, later)
+            records = await settled(stack.database_url, stack.schema, 4)
             assert await notifier.consumer.attachment.problem() is None
             # One outcome event per record: had any record failed, its event would be here.
             events = [parse_event(m.body) for m in await collect(tap, 4)]
@@ -193,20 +180,14 @@ async def test_without_resend_key_or_slack_url_alerts_end_skipped_with_the_reaso
 
 
 async def test_health_readiness_and_metrics_describe_the_running_notifier(
+    stack: Stack,
     resend: FakeResend,
     slack: FakeSlack,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(
-        database_url, amqp_url, schema, topology, resend=resend, slack=slack
-    )
+    settings = stack.notifier_settings(resend=resend, slack=slack)
     async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
-        await publish(await amqp.channel(), topology, failed_run())
-        await settled(database_url, schema, 2)
+        await publish(await stack.amqp.channel(), stack.topology, failed_run())
+        await settled(stack.database_url, stack.schema, 2)
         ready = await readiness(http, notifier)
         async with http.get(f"http://127.0.0.1:{notifier.port}/metrics") as response:
             metrics = await response.text()
@@ -254,23 +235,19 @@ async def lose_consumer(
 
 
 async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_by_itself(
+    stack: Stack,
     resend: FakeResend,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
-    queue = topology.notifier_queue
+    settings = stack.notifier_settings(resend=resend)
+    queue = stack.topology.notifier_queue
     before, after = failed_run(), failed_run()
     async with running_notifier(settings) as notifier, aiohttp.ClientSession() as http:
-        channel = await amqp.channel()
-        await publish(channel, topology, before)
-        await settled(database_url, schema, 2)  # email sent, Slack skipped
+        channel = await stack.amqp.channel()
+        await publish(channel, stack.topology, before)
+        await settled(stack.database_url, stack.schema, 2)  # email sent, Slack skipped
 
         lost, (status, body) = await lose_consumer(notifier, http)
-        assert await broker_consumers(amqp, queue) == 0
+        assert await broker_consumers(stack.amqp, queue) == 0
         assert status == 503
         assert body["checks"]["consumer"] == f"consumer {lost} is not attached to {queue}"
 
@@ -279,9 +256,9 @@ async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_
             lambda: readiness(http, notifier), lambda seen: seen[0] == 200, timeout_s=30
         )
         assert notifier.consumer.attachment.consumer_tag != lost
-        assert await broker_consumers(amqp, queue) == 1
-        await publish(channel, topology, after)
-        records = await settled(database_url, schema, 4)
+        assert await broker_consumers(stack.amqp, queue) == 1
+        await publish(channel, stack.topology, after)
+        records = await settled(stack.database_url, stack.schema, 4)
 
     assert [r.header("Idempotency-Key") for r in resend.requests] == [
         f"{before.job_id}/failure",

@@ -22,10 +22,11 @@ from contracts import (
     parse_event,
 )
 from notifier.config import Settings
+from tests.harness.stack import Stack
 from tests.support.broker import collect, tap_exchange
 from tests.support.fake_resend import FakeResend, Reply, resend_error
 from tests.support.fake_slack import FakeSlack, slack_error
-from tests.support.notifier_harness import notifier_settings, publish, running_notifier, settled
+from tests.support.notifier_harness import publish, running_notifier, settled
 from tests.support.outcomes import job_finished
 
 
@@ -41,16 +42,11 @@ def completed_run() -> JobFinished:
 
 @pytest.fixture
 def settings(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
+    stack: Stack,
     resend: FakeResend,
     slack: FakeSlack,
 ) -> Settings:
-    return notifier_settings(
-        database_url, amqp_url, schema, topology, resend=resend, slack=slack, notify_max_attempts=3
-    )
+    return stack.notifier_settings(resend=resend, slack=slack, notify_max_attempts=3)
 
 
 @pytest.fixture
@@ -254,23 +250,15 @@ async def test_names_and_errors_arrive_escaped_in_the_html_and_in_slack(
 
 
 async def test_the_file_transport_writes_html_text_and_headers(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
+    stack: Stack,
     tmp_path: Path,
 ) -> None:
-    settings = notifier_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
+    settings = stack.notifier_settings(
         email_transport="file",
         email_outbox_dir=tmp_path / "emails",
     )
     event = completed_run()
-    records = await run_once(settings, amqp, event, 1)
+    records = await run_once(settings, stack.amqp, event, 1)
 
     assert [(r["channel"], r["state"]) for r in records] == [("email", "sent")]
     stem = tmp_path / "emails" / f"{event.job_id}-success"

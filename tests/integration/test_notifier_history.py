@@ -12,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel
 
-from contracts import BrokerNames, JobAbandoned, JobAbandonedPayload, JobFinished
+from contracts import JobAbandoned, JobAbandonedPayload, JobFinished
 from notifier.history import OutcomeEvent
+from tests.harness.stack import Stack
 from tests.support.broker import eventually
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.notifier_harness import (
     deliveries,
-    notifier_settings,
     publish,
     running_notifier,
     scoped,
@@ -49,34 +49,33 @@ def completed(daos: int, at: datetime) -> JobFinished:
 
 
 async def outcome_settled(
-    channel: AbstractChannel, topology: BrokerNames, event: OutcomeEvent, schema: str, url: str
+    stack: Stack, channel: AbstractChannel, event: OutcomeEvent
 ) -> list[dict[str, Any]]:
     """Publish ``event`` and wait until its records exist and none is pending; return them."""
-    await publish(channel, topology, event)
+    await publish(channel, stack.topology, event)
 
     async def mine() -> list[dict[str, Any]]:
-        return [r for r in await deliveries(url, schema) if r["job_id"] == event.job_id]
+        records = await deliveries(stack.database_url, stack.schema)
+        return [r for r in records if r["job_id"] == event.job_id]
 
     return await eventually(mine, lambda rs: bool(rs) and all(r["state"] != "pending" for r in rs))
 
 
-async def all_consumed(
-    amqp: AbstractRobustConnection, topology: BrokerNames, url: str, schema: str, events: int
-) -> None:
+async def all_consumed(stack: Stack, events: int) -> None:
     """Wait until ``events`` distinct events are recorded and the queue holds nothing ready
     (duplicates included); the notifier's drain then finishes what it has in hand."""
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(stack.database_url)
     try:
         await eventually(
-            lambda: conn.fetchval(f'SELECT count(*) FROM "{schema}".processed_events'),
+            lambda: conn.fetchval(f'SELECT count(*) FROM "{stack.schema}".processed_events'),
             lambda n: n == events,
         )
     finally:
         await conn.close()
 
     async def ready() -> int:
-        async with await amqp.channel() as channel:
-            queue = await channel.declare_queue(topology.notifier_queue, passive=True)
+        async with await stack.amqp.channel() as channel:
+            queue = await channel.declare_queue(stack.topology.notifier_queue, passive=True)
         return int(queue.declaration_result.message_count or 0)
 
     await eventually(ready, lambda n: n == 0)
@@ -88,24 +87,18 @@ def emails(resend: FakeResend) -> list[tuple[str, str]]:
 
 
 async def test_a_retry_is_no_drop_and_the_next_week_is_measured_against_the_last_full_one(
+    stack: Stack,
     resend: FakeResend,
     slack: FakeSlack,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(
-        database_url, amqp_url, schema, topology, resend=resend, slack=slack
-    )
+    settings = stack.notifier_settings(resend=resend, slack=slack)
     week_1 = scoped(completed(50, WEEK_1), "all")
     retry = scoped(completed(3, RETRY), "subset")
     week_2 = scoped(completed(30, WEEK_2), "all")
     async with running_notifier(settings):
-        channel = await amqp.channel()
+        channel = await stack.amqp.channel()
         for event in (week_1, retry, week_2):
-            await outcome_settled(channel, topology, event, schema, database_url)
+            await outcome_settled(stack, channel, event)
 
     assert emails(resend) == [
         (f"{week_1.job_id}/success", "✅ Weekly GVS Recalculation completed: 50/50 DAOs in 1m"),
@@ -128,14 +121,10 @@ async def test_a_retry_is_no_drop_and_the_next_week_is_measured_against_the_last
 
 
 async def test_a_run_of_unknown_scope_is_neither_checked_nor_taken_as_the_baseline(
+    stack: Stack,
     resend: FakeResend,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
+    settings = stack.notifier_settings(resend=resend)
     week_1 = scoped(completed(50, WEEK_1), "all")
     # From a producer that does not say what it covered: 5 would be a drop from 50, and 100
     # would make the next week's 50 one.
@@ -143,9 +132,9 @@ async def test_a_run_of_unknown_scope_is_neither_checked_nor_taken_as_the_baseli
     unknown_big = scoped(completed(100, RETRY + timedelta(days=1)), None)
     week_2 = scoped(completed(50, WEEK_2), "all")
     async with running_notifier(settings):
-        channel = await amqp.channel()
+        channel = await stack.amqp.channel()
         for event in (week_1, unknown_small, unknown_big, week_2):
-            await outcome_settled(channel, topology, event, schema, database_url)
+            await outcome_settled(stack, channel, event)
 
     assert [key for key, _ in emails(resend)] == [
         f"{week_1.job_id}/success",
@@ -156,28 +145,22 @@ async def test_a_run_of_unknown_scope_is_neither_checked_nor_taken_as_the_baseli
 
 
 async def test_a_completed_run_after_an_abandoned_one_is_recovered_once_however_delivered(
+    stack: Stack,
     resend: FakeResend,
     slack: FakeSlack,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(
-        database_url, amqp_url, schema, topology, resend=resend, slack=slack
-    )
+    settings = stack.notifier_settings(resend=resend, slack=slack)
     dead = abandoned(WEEK_1)
     week_2 = scoped(completed(50, WEEK_2), "all")
     republished = week_2.model_copy(update={"event_id": uuid.uuid4()})
     async with running_notifier(settings):
-        channel = await amqp.channel()
-        await outcome_settled(channel, topology, dead, schema, database_url)
-        await outcome_settled(channel, topology, week_2, schema, database_url)
+        channel = await stack.amqp.channel()
+        await outcome_settled(stack, channel, dead)
+        await outcome_settled(stack, channel, week_2)
         for event in (week_2, republished, week_2):
-            await publish(channel, topology, event)
-        await all_consumed(amqp, topology, database_url, schema, 3)
-    records = await deliveries(database_url, schema)
+            await publish(channel, stack.topology, event)
+        await all_consumed(stack, 3)
+    records = await deliveries(stack.database_url, stack.schema)
 
     assert sorted(
         (r["channel"], r["kind"], r["state"]) for r in records if r["job_id"] == week_2.job_id
@@ -199,25 +182,21 @@ async def test_a_completed_run_after_an_abandoned_one_is_recovered_once_however_
 
 
 async def test_a_late_job_finished_of_an_abandoned_job_still_gets_its_own_email(
+    stack: Stack,
     resend: FakeResend,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
 ) -> None:
-    settings = notifier_settings(database_url, amqp_url, schema, topology, resend=resend)
+    settings = stack.notifier_settings(resend=resend)
     late = scoped(completed(50, WEEK_1 + timedelta(hours=2)), "all")
     dead = abandoned(WEEK_1 + timedelta(hours=1), job_id=late.job_id)
     second_call = dead.model_copy(update={"event_id": uuid.uuid4()})
     async with running_notifier(settings):
-        channel = await amqp.channel()
-        await outcome_settled(channel, topology, dead, schema, database_url)
-        await outcome_settled(channel, topology, late, schema, database_url)
+        channel = await stack.amqp.channel()
+        await outcome_settled(stack, channel, dead)
+        await outcome_settled(stack, channel, late)
         # The same job called abandoned again under another event id: no new outcome.
-        await publish(channel, topology, second_call)
-        await publish(channel, topology, late)
-        await all_consumed(amqp, topology, database_url, schema, 3)
+        await publish(channel, stack.topology, second_call)
+        await publish(channel, stack.topology, late)
+        await all_consumed(stack, 3)
 
     assert [key for key, _ in emails(resend)] == [
         f"{late.job_id}/abandoned",

@@ -20,17 +20,17 @@ from chassis.broker import declare_topology, publisher_channel
 from chassis.deadletter import REASON_HEADER
 from chassis.topology import Topology, dead_letter_queue
 from contracts import (
-    BrokerNames,
     JobFinished,
     encode_event,
     parse_event,
     routing_key,
 )
+from tests.harness.processes import run_command
+from tests.harness.stack import Stack
 from tests.support.broker import collect, consumer_count, eventually
 from tests.support.fake_resend import FakeResend, Reply
 from tests.support.notifier_harness import deliveries, publish
 from tests.support.outcomes import job_finished
-from tests.support.processes import run_command, service_env
 
 # Settings a developer's shell may hold; the subprocess gets exactly the test's.
 _SETTING_VARS = {
@@ -44,13 +44,11 @@ _SETTING_VARS = {
 }
 
 
-def notifier_env(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, **extra: str
-) -> dict[str, str]:
+def notifier_env(stack: Stack, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SETTING_VARS}
-    env.update(service_env(database_url, amqp_url, topology))
+    env.update(stack.env())
     env.update(
-        NOTIFIER_SCHEMA=schema,
+        NOTIFIER_SCHEMA=stack.schema,
         LOG_FORMAT="json",
         NOTIFY_TIMEOUT="1s",
         NOTIFY_BACKOFF_MAX="50ms",
@@ -84,20 +82,13 @@ def completed_run() -> JobFinished:
 
 
 async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same_key(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
+    stack: Stack,
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "notifier.log"
     async with FakeResend() as resend:
         env = notifier_env(
-            database_url,
-            amqp_url,
-            schema,
-            topology,
+            stack,
             RESEND_API_KEY=resend.api_key,
             RESEND_API_URL=resend.url,
         )
@@ -105,14 +96,14 @@ async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same
         resend.script(Reply(hang=True))
         first = await start(env, log, "serve", "--port", "0")
         try:
-            await consuming(amqp, topology.notifier_queue)
+            await consuming(stack.amqp, stack.topology.notifier_queue)
             event = completed_run()
-            await publish(await amqp.channel(), topology, event)
+            await publish(await stack.amqp.channel(), stack.topology, event)
             await resend.wait_for_requests(1)
         finally:
             first.kill()
             await first.wait()
-        [record] = await deliveries(database_url, schema)
+        [record] = await deliveries(stack.database_url, stack.schema)
         assert (record["state"], record["attempts"]) == ("pending", 1)
 
         second = await start(env, log, "serve", "--port", "0")
@@ -120,7 +111,7 @@ async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same
             # The dead process's lease (timeout + 5s) runs out, then the record resumes.
             await resend.wait_for_requests(2, timeout_s=30)
             [record] = await eventually(
-                lambda: deliveries(database_url, schema),
+                lambda: deliveries(stack.database_url, stack.schema),
                 lambda rows: rows[0]["state"] != "pending",
             )
         finally:
@@ -135,20 +126,18 @@ async def test_killed_after_the_provider_took_the_email_it_resends_with_the_same
     assert code == 0, log.read_text()[-2000:]
 
 
-async def test_migrate_creates_the_tables_and_says_so(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
-) -> None:
-    env = notifier_env(database_url, amqp_url, schema, topology)
+async def test_migrate_creates_the_tables_and_says_so(stack: Stack) -> None:
+    env = notifier_env(stack)
     code, out, err = await run(env, "migrate")
     assert (code, out.strip()) == (
         0,
-        f"{schema}: applied 3 migration(s): chassis.outbox/0001_outbox.sql,"
+        f"{stack.schema}: applied 3 migration(s): chassis.outbox/0001_outbox.sql,"
         " notifier/0001_deliveries.sql, notifier/0002_outcomes_and_skipped.sql",
     ), err
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(stack.database_url)
     try:
         tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", stack.schema
         )
     finally:
         await conn.close()
@@ -159,13 +148,13 @@ async def test_migrate_creates_the_tables_and_says_so(
         "processed_events",
     }
     again = await run(env, "migrate")
-    assert again[:2] == (0, f"{schema}: schema up to date\n")
+    assert again[:2] == (0, f"{stack.schema}: schema up to date\n")
 
 
 async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_2(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
+    stack: Stack,
 ) -> None:
-    env = notifier_env(database_url, amqp_url, schema, topology)
+    env = notifier_env(stack)
     cases = {
         "settings": ({**env, "NOTIFY_TIMEOUT": "soon", "EMAIL_TRANSPORT": "pigeon"}, "serve"),
         "postgres": ({**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test"}, "serve"),
@@ -188,15 +177,11 @@ async def test_bad_settings_and_unreachable_services_end_with_one_line_and_exit_
 
 
 async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exchange(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
+    stack: Stack,
 ) -> None:
-    env = notifier_env(database_url, amqp_url, schema, topology)
-    channel = await publisher_channel(amqp)
-    await declare_topology(channel, Topology.of(topology))
+    env = notifier_env(stack)
+    channel = await publisher_channel(stack.amqp)
+    await declare_topology(channel, Topology.of(stack.topology))
     event = completed_run()
     message = encode_event(event)
     message.headers = {
@@ -205,7 +190,7 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exc
         "x-original-routing-key": routing_key(event),
     }
     await channel.default_exchange.publish(
-        message, dead_letter_queue(topology.notifier_queue), mandatory=True
+        message, dead_letter_queue(stack.topology.notifier_queue), mandatory=True
     )
 
     code, out, err = await run(env, "dead-letters", "list")
@@ -213,12 +198,14 @@ async def test_dead_letters_are_listed_with_their_reason_and_replayed_to_the_exc
     [header, row] = out.splitlines()
     assert row.split("\t")[:2] == [str(event.event_id), "weekly-gvs-recalculation.job.finished"]
     assert "database unreachable 50 times" in row
-    assert err.strip() == f"1 dead letter(s) in {dead_letter_queue(topology.notifier_queue)}"
+    assert err.strip() == f"1 dead letter(s) in {dead_letter_queue(stack.topology.notifier_queue)}"
 
     code, _, err = await run(env, "dead-letters", "replay", "--all")
     assert code == 0, err
-    [back] = await collect(await channel.get_queue(topology.notifier_queue), 1)
+    [back] = await collect(await channel.get_queue(stack.topology.notifier_queue), 1)
     assert parse_event(back.body) == event
     assert REASON_HEADER not in (back.headers or {})
-    dead = await channel.declare_queue(dead_letter_queue(topology.notifier_queue), passive=True)
+    dead = await channel.declare_queue(
+        dead_letter_queue(stack.topology.notifier_queue), passive=True
+    )
     assert dead.declaration_result.message_count == 0
