@@ -20,15 +20,14 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
 from chassis.topology import Topology
-from contracts.topology import BrokerNames
 from tests.chaos.faults import ensure_broker_up, queue_consumers, stop_broker
+from tests.harness.processes import ServiceProcess, running, wait_http_ok
+from tests.harness.stack import Stack
 from tests.support.broker import eventually
 from tests.support.ledger import job_events, open_ledger_pool, publish
-from tests.support.processes import ServiceProcess, free_port, running, wait_http_ok
 
 # Shorter than the robust connection's 5 s reconnect interval is not a restart it notices
 # reliably; the held batch, not the length of the outage, is what reproduces the failure.
@@ -36,27 +35,14 @@ DOWN_S = 3.0
 
 
 @pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_ledger_pool(database_url, schema)
+async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_ledger_pool(stack.database_url, stack.schema)
     yield pool
     await pool.close()
 
 
-def ledger(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, tmp_path: Path, port: int
-) -> ServiceProcess:
-    env = {
-        "DATABASE_URL": database_url,
-        "AMQP_URL": amqp_url,
-        "LEDGER_SCHEMA": schema,
-        "EVENTS_EXCHANGE": topology.exchange,
-        "LEDGER_QUEUE": topology.ledger_queue,
-        "NOTIFIER_QUEUE": topology.notifier_queue,
-        "COMMANDS_QUEUE": topology.commands_queue,
-        "ADMIN_PASSWORD": "correct horse battery staple",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+def ledger(stack: Stack, tmp_path: Path, port: int) -> ServiceProcess:
+    env = {**stack.ledger_env(), "ADMIN_PASSWORD": "correct horse battery staple"}
     return ServiceProcess("job-ledger", ["job-ledger", "serve", "--port", str(port)], env, tmp_path)
 
 
@@ -76,18 +62,14 @@ async def blocked_on(pool: asyncpg.Pool, schema: str) -> int:
 
 @pytest.mark.chaos
 async def test_the_ledger_consumes_again_after_a_broker_restart_under_a_batch(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    amqp_url: str,
-    database_url: str,
-    schema: str,
-    topology: BrokerNames,
     tmp_path: Path,
 ) -> None:
-    await declare_topology(await amqp.channel(), Topology.of(topology))
+    await declare_topology(await stack.amqp.channel(), Topology.of(stack.topology))
     before, after = job_events(uuid.uuid4(), 300), job_events(uuid.uuid4(), 300)
-    port = free_port()
-    process = ledger(database_url, amqp_url, schema, topology, tmp_path, port)
+    port = stack.port()
+    process = ledger(stack, tmp_path, port)
     readyz = f"http://127.0.0.1:{port}/readyz"
     async with running(process):
         await wait_http_ok(readyz, process)
@@ -97,8 +79,8 @@ async def test_the_ledger_consumes_again_after_a_broker_restart_under_a_batch(
                 lock = holder.transaction()
                 await lock.start()
                 await holder.execute("LOCK TABLE job_events IN SHARE MODE")
-                await publish(amqp, topology, before)
-                await eventually(lambda: blocked_on(pool, schema), lambda n: n >= 1)
+                await publish(stack.amqp, stack.topology, before)
+                await eventually(lambda: blocked_on(pool, stack.schema), lambda n: n >= 1)
                 await stop_broker()
                 # The batch commits while the broker is down; its ack has no channel.
                 await lock.rollback()
@@ -106,14 +88,14 @@ async def test_the_ledger_consumes_again_after_a_broker_restart_under_a_batch(
         finally:
             await ensure_broker_up()
 
-        name = topology.ledger_queue
+        name = stack.topology.ledger_queue
         await eventually(
             lambda: queue_consumers({name}), lambda found: found == {name: 1}, timeout_s=30
         )
         await wait_http_ok(readyz, process, timeout_s=30)
-        connection = await aio_pika.connect_robust(amqp_url)
+        connection = await aio_pika.connect_robust(stack.amqp_url)
         try:
-            await publish(connection, topology, after)
+            await publish(connection, stack.topology, after)
         finally:
             await connection.close()
         # The batch committed under the outage is redelivered and ignored as duplicates;

@@ -16,31 +16,30 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
 from chassis.broker import declare_topology, publisher_channel
 from chassis.topology import Topology, dead_letter_queue
 from contracts.codec import encode_event, parse_command
-from contracts.topology import BrokerNames
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
-from tests.support.broker import eventually
-from tests.support.ledger import job_events, ledger_env, publish, publish_raw
-from tests.support.processes import (
+from tests.harness.processes import (
     SCRIPTS,
     ServiceProcess,
-    free_port,
     run_command,
     running,
     wait_http_ok,
 )
+from tests.harness.stack import Stack
+from tests.support.broker import eventually
+from tests.support.ledger import job_events, publish, publish_raw
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
-    return {**ledger_env(database_url, amqp_url, schema, topology), "ADMIN_PASSWORD": PASSWORD}
+def env(stack: Stack) -> dict[str, str]:
+    return {**stack.ledger_env(), "ADMIN_PASSWORD": PASSWORD}
 
 
 def ledger(
@@ -66,20 +65,19 @@ async def stored(pool: asyncpg.Pool) -> int:
 
 @pytest.mark.chaos
 async def test_a_20000_event_job_survives_three_sigkills_of_the_ledger(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, Topology.of(topology))
+    channel = await stack.amqp.channel()
+    await declare_topology(channel, Topology.of(stack.topology))
     events = job_events(uuid.uuid4(), 20_000)
-    port = free_port()
+    port = stack.port()
     process = ledger(env, tmp_path, port)
     async with running(process):
         await wait_http_ok(f"http://127.0.0.1:{port}/readyz", process)
-        publishing = asyncio.create_task(publish(amqp, topology, events))
+        publishing = asyncio.create_task(publish(stack.amqp, stack.topology, events))
         for threshold in sorted(random.sample(range(1_000, 19_000), 3)):
             await eventually(lambda: stored(pool), functools.partial(operator.le, threshold))
             await process.kill()
@@ -102,18 +100,19 @@ async def test_a_20000_event_job_survives_three_sigkills_of_the_ledger(
         assert await load_rows(conn) == fold_jobs(events)
     code, out, _ = await cli(env, "rebuild")
     assert (code, out.strip()) == (0, "job_logs matches the event store")
-    dead = await (await amqp.channel()).get_queue(dead_letter_queue(topology.ledger_queue))
+    dead = await (await stack.amqp.channel()).get_queue(
+        dead_letter_queue(stack.topology.ledger_queue)
+    )
     assert await dead.get(fail=False) is None, "no good message was dead-lettered"
 
 
 async def test_serve_is_ready_publishes_run_requests_and_drains_on_sigterm(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port = stack.port()
     process = ledger(env, tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     async with running(process), aiohttp.ClientSession() as http:
@@ -127,7 +126,7 @@ async def test_serve_is_ready_publishes_run_requests_and_drains_on_sigterm(
         ) as response:
             assert response.status == 202, await response.text()
         # A single-active-consumer quorum queue allows no basic.get: consume one message.
-        commands = await (await amqp.channel()).get_queue(topology.commands_queue)
+        commands = await (await stack.amqp.channel()).get_queue(stack.topology.commands_queue)
         received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
         async def take(message: AbstractIncomingMessage) -> None:
@@ -142,7 +141,7 @@ async def test_serve_is_ready_publishes_run_requests_and_drains_on_sigterm(
             await commands.cancel(tag)
         assert parse_command(body).trigger == "manual"
 
-        await publish(amqp, topology, job_events(uuid.uuid4(), 3))
+        await publish(stack.amqp, stack.topology, job_events(uuid.uuid4(), 3))
         await eventually(lambda: stored(pool), lambda n: n == 3)
         async with http.get(f"{base}/metrics") as response:
             metrics = await response.text()
@@ -157,8 +156,10 @@ async def test_serve_refuses_to_start_without_admin_password(env: dict[str, str]
     assert err.count("\n") == 1 and "ADMIN_PASSWORD: is required but not set" in err
 
 
-async def test_an_unreachable_database_is_one_line_and_exit_code_2(env: dict[str, str]) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+async def test_an_unreachable_database_is_one_line_and_exit_code_2(
+    stack: Stack, env: dict[str, str]
+) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{stack.port()}/test"  # held, nothing listens
     code, _, err = await cli(env, "migrate", extra={"DATABASE_URL": dsn, "CONNECT_TIMEOUT": "2s"})
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("job-ledger: cannot connect to Postgres")
@@ -173,10 +174,10 @@ async def test_bad_input_is_one_line_and_exit_code_2(env: dict[str, str]) -> Non
 
 
 async def test_rebuild_reports_each_differing_column_fixes_it_and_exits_1(
-    pool: asyncpg.Pool, amqp: AbstractRobustConnection, topology: BrokerNames, env: dict[str, str]
+    stack: Stack, pool: asyncpg.Pool, env: dict[str, str]
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, Topology.of(topology))
+    channel = await stack.amqp.channel()
+    await declare_topology(channel, Topology.of(stack.topology))
     job_id = uuid.uuid4()
     events = job_events(job_id, 10)
     from job_ledger.recording import record_events
@@ -193,31 +194,32 @@ async def test_rebuild_reports_each_differing_column_fixes_it_and_exits_1(
 
 
 async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, Topology.of(topology))
+    channel = await stack.amqp.channel()
+    await declare_topology(channel, Topology.of(stack.topology))
     [good] = job_events(uuid.uuid4(), 1)
     key = "weekly-gvs-recalculation.job.started"
-    port = free_port()
+    port = stack.port()
     process = ledger(env, tmp_path, port)
 
     async def depth() -> int:
-        probe = await amqp.channel()
-        declared = await probe.declare_queue(dead_letter_queue(topology.ledger_queue), passive=True)
+        probe = await stack.amqp.channel()
+        declared = await probe.declare_queue(
+            dead_letter_queue(stack.topology.ledger_queue), passive=True
+        )
         await probe.close()
         return int(declared.declaration_result.message_count or 0)
 
     async with running(process):
         await wait_http_ok(f"http://127.0.0.1:{port}/readyz", process)
         # Dead-lettered by the running ledger, with its reason:
-        await publish_raw(amqp, topology, b"garbage", key, "m-1")
+        await publish_raw(stack.amqp, stack.topology, b"garbage", key, "m-1")
         # and a good event the broker itself dead-lettered (its delivery limit, say).
-        publisher = await publisher_channel(amqp)
+        publisher = await publisher_channel(stack.amqp)
         message = encode_event(good)
         message.headers = {
             **(message.headers or {}),
@@ -226,7 +228,7 @@ async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id
             ],
         }
         await publisher.default_exchange.publish(
-            message, dead_letter_queue(topology.ledger_queue), mandatory=True
+            message, dead_letter_queue(stack.topology.ledger_queue), mandatory=True
         )
         await eventually(depth, lambda n: n == 2)
 
@@ -242,7 +244,10 @@ async def test_dead_letters_are_listed_without_being_consumed_and_replayed_by_id
 
         code, _, err = await cli(env, "dead-letters", "replay", "--id", str(good.event_id))
         last = err.splitlines()[-1]
-        assert (code, last) == (0, f"1 replayed from {dead_letter_queue(topology.ledger_queue)}")
+        assert (code, last) == (
+            0,
+            f"1 replayed from {dead_letter_queue(stack.topology.ledger_queue)}",
+        )
         await eventually(lambda: stored(pool), lambda n: n == 1)
         assert await pool.fetchval("SELECT has_started FROM job_logs WHERE id = $1", good.job_id)
         assert await depth() == 1, "the replayed message left the DLQ, the other stayed"

@@ -14,30 +14,28 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
-from contracts.topology import BrokerNames
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
-from tests.support.broker import consumer_count, eventually
-from tests.support.ledger import job_events, ledger_env, publish, take_commands
-from tests.support.processes import (
+from tests.harness.processes import (
     SCRIPTS,
     ServiceProcess,
-    free_port,
     run_command,
     running,
     wait_http_ok,
 )
+from tests.harness.stack import Stack
+from tests.support.broker import consumer_count, eventually
+from tests.support.ledger import job_events, publish, take_commands
 
 PASSWORD = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {PASSWORD}"}
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
+def env(stack: Stack) -> dict[str, str]:
     """What both roles read; the fold needs no ``ADMIN_PASSWORD`` and gets none."""
-    return ledger_env(database_url, amqp_url, schema, topology)
+    return stack.ledger_env()
 
 
 def serve(env: dict[str, str], tmp_path: Path, role: str, port: int) -> ServiceProcess:
@@ -59,13 +57,12 @@ async def events_received(pool: asyncpg.Pool, job_id: uuid.UUID) -> int | None:
 
 
 async def test_a_fold_process_folds_published_events_and_serves_no_pages(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port = stack.port()
     fold = serve(env, tmp_path, "fold", port)
     base = f"http://127.0.0.1:{port}"
     job_id = uuid.uuid4()
@@ -77,7 +74,7 @@ async def test_a_fold_process_folds_published_events_and_serves_no_pages(
             200,
             {"database": "ok", "broker": "ok", "consumer": "ok"},
         )
-        await publish(amqp, topology, events)
+        await publish(stack.amqp, stack.topology, events)
         await eventually(lambda: events_received(pool, job_id), lambda n: n == len(events))
 
         pages = [
@@ -95,19 +92,18 @@ async def test_a_fold_process_folds_published_events_and_serves_no_pages(
 
 
 async def test_an_api_process_serves_the_history_publishes_run_requests_and_consumes_nothing(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    fold_port, api_port = free_port(), free_port()
+    fold_port, api_port = stack.port(), stack.port()
     fold = serve(env, tmp_path, "fold", fold_port)
     job_id = uuid.uuid4()
     events = job_events(job_id, 30)
     async with running(fold):
         await wait_http_ok(f"http://127.0.0.1:{fold_port}/readyz", fold)
-        await publish(amqp, topology, events)
+        await publish(stack.amqp, stack.topology, events)
         await eventually(lambda: events_received(pool, job_id), lambda n: n == len(events))
         assert await fold.stop() == 0, fold.log_tail()
 
@@ -116,12 +112,12 @@ async def test_an_api_process_serves_the_history_publishes_run_requests_and_cons
     async with running(api), aiohttp.ClientSession() as http:
         await wait_http_ok(f"{base}/readyz", api)
         _, ready = await get(http, f"{base}/readyz")
-        consumers = await consumer_count(amqp, topology.ledger_queue)
+        consumers = await consumer_count(stack.amqp, stack.topology.ledger_queue)
         status, history = await get(http, f"{base}/api/admin/job-logs", headers=AUTH)
         page_status, _ = await get(http, f"{base}/admin/login")
         async with http.post(f"{base}/api/admin/jobs/run", headers=AUTH) as response:
             run_status = response.status
-        commands = await take_commands(amqp, topology, 1)
+        commands = await take_commands(stack.amqp, stack.topology, 1)
         assert await api.stop() == 0, api.log_tail()
 
     assert ready["checks"] == {"database": "ok", "broker": "ok"}
@@ -134,14 +130,14 @@ async def test_an_api_process_serves_the_history_publishes_run_requests_and_cons
 
 
 async def test_an_all_in_one_process_consumes_the_ledger_queue(
-    amqp: AbstractRobustConnection, topology: BrokerNames, env: dict[str, str], tmp_path: Path
+    stack: Stack, env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = free_port()
+    port = stack.port()
     argv = ["job-ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
     ledger = ServiceProcess("job-ledger", argv, {**env, "ADMIN_PASSWORD": PASSWORD}, tmp_path)
     async with running(ledger):
         await wait_http_ok(f"http://127.0.0.1:{port}/readyz", ledger)
-        assert await consumer_count(amqp, topology.ledger_queue) == 1
+        assert await consumer_count(stack.amqp, stack.topology.ledger_queue) == 1
         assert await ledger.stop() == 0, ledger.log_tail()
 
 

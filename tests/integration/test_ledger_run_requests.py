@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from contracts import RunRequested
 from contracts.events import (
@@ -35,11 +34,12 @@ from contracts.events import (
     RunRefused,
     RunRefusedPayload,
 )
-from contracts.topology import BrokerNames
 from job_ledger.recording import record_events
 from job_ledger.run_requests import record_requested, run_request
+from tests.harness.processes import ServiceProcess, running, wait_http_ok
+from tests.harness.stack import Stack
 from tests.support.broker import eventually
-from tests.support.ledger import ledger_env, publish, take_commands
+from tests.support.ledger import publish, take_commands
 from tests.support.ledger_web import (
     PASSWORD,
     error,
@@ -49,7 +49,6 @@ from tests.support.ledger_web import (
     post_json,
     press,
 )
-from tests.support.processes import ServiceProcess, free_port, running, wait_http_ok
 
 JOB = "another-job"
 ANSWERED = datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC)
@@ -57,16 +56,14 @@ BUSY = "a run of another-job is already going (job 6f1c2b9e-0000-4000-8000-00000
 
 
 @pytest.fixture
-async def ledger_url(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, tmp_path: Path
-) -> AsyncIterator[str]:
+async def ledger_url(stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
     """The real ``job-ledger serve`` for ``another-job`` on this test's schema and broker names."""
     env = {
-        **ledger_env(database_url, amqp_url, schema, topology),
+        **stack.ledger_env(),
         "ADMIN_PASSWORD": PASSWORD,
         "JOB_NAME": JOB,
     }
-    port = free_port()
+    port = stack.port()
     process = ServiceProcess(
         "job-ledger", ["job-ledger", "serve", "--port", str(port)], env, tmp_path
     )
@@ -126,16 +123,15 @@ def answered(state: str) -> Any:
 
 
 async def test_the_buttons_and_the_api_ask_for_the_job_the_ledger_is_configured_for(
+    stack: Stack,
     ledger_url: str,
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     status, body = await post_json(http, f"{ledger_url}/api/admin/jobs/run")
     assert (status, body["data"]["jobName"]) == (202, JOB)
     location = await run_from_the_jobs_page(browser, ledger_url)
-    from_api, from_button = await take_commands(amqp, topology, 2)
+    from_api, from_button = await take_commands(stack.amqp, stack.topology, 2)
     assert [(c.job_name, c.trigger, c.dao_ids) for c in (from_api, from_button)] == [
         (JOB, "manual", None),
         (JOB, "manual", None),
@@ -145,14 +141,13 @@ async def test_the_buttons_and_the_api_ask_for_the_job_the_ledger_is_configured_
 
 
 async def test_a_run_accepted_by_the_worker_shows_its_job_on_the_api_and_on_the_page(
+    stack: Stack,
     ledger_url: str,
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     location = await run_from_the_jobs_page(browser, ledger_url)
-    [request] = await take_commands(amqp, topology, 1)
+    [request] = await take_commands(stack.amqp, stack.topology, 1)
     _, html = await page(browser, ledger_url + location)
     assert 'data-state="pending"' in html
     assert f"Run of {JOB} requested ({request.request_id}): waiting for" in html
@@ -161,7 +156,7 @@ async def test_a_run_accepted_by_the_worker_shows_its_job_on_the_api_and_on_the_
     assert pending["data"]["state"] == "pending" and pending["data"]["requestedAt"] is not None
 
     job_id = uuid.uuid4()
-    await publish(amqp, topology, [accepted(request, job_id)])
+    await publish(stack.amqp, stack.topology, [accepted(request, job_id)])
     body = await eventually(
         lambda: outcome(http, ledger_url, request.request_id), answered("accepted")
     )
@@ -225,14 +220,13 @@ def failed_run(job_id: uuid.UUID) -> list[Event]:
 
 
 async def test_a_retry_refused_by_the_worker_shows_the_reason_on_the_job_page_and_the_api(
+    stack: Stack,
     ledger_url: str,
     browser: aiohttp.ClientSession,
     http: aiohttp.ClientSession,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     job_id = uuid.uuid4()
-    await publish(amqp, topology, failed_run(job_id))
+    await publish(stack.amqp, stack.topology, failed_run(job_id))
     await eventually(
         lambda: get_json(http, f"{ledger_url}/api/admin/job-logs?id={job_id}"),
         lambda answer: answer[0] == 200 and answer[1]["data"][0]["status"] == "failed",
@@ -240,13 +234,13 @@ async def test_a_retry_refused_by_the_worker_shows_the_reason_on_the_job_page_an
     await log_in(browser, ledger_url)
     job_page = f"{ledger_url}/admin/jobs/{job_id}"
     location = await press(browser, job_page, f"/admin/jobs/{job_id}/retry-failed")
-    [request] = await take_commands(amqp, topology, 1)
+    [request] = await take_commands(stack.amqp, stack.topology, 1)
     assert (request.job_name, request.trigger, request.dao_ids) == (JOB, "retry", ["d1", "d2"])
     assert location == f"/admin/jobs/{job_id}?request={request.request_id}"
     _, html = await page(browser, ledger_url + location)
     assert f"Retry of 2 failed DAOs requested ({request.request_id})" in html
 
-    await publish(amqp, topology, [refused(request)])
+    await publish(stack.amqp, stack.topology, [refused(request)])
     body = await eventually(
         lambda: outcome(http, ledger_url, request.request_id), answered("refused")
     )
@@ -261,20 +255,19 @@ async def test_a_retry_refused_by_the_worker_shows_the_reason_on_the_job_page_an
 
 
 async def test_a_duplicate_or_a_second_answer_changes_nothing(
+    stack: Stack,
     ledger_url: str,
     http: aiohttp.ClientSession,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     await post_json(http, f"{ledger_url}/api/admin/jobs/run")
-    [request] = await take_commands(amqp, topology, 1)
+    [request] = await take_commands(stack.amqp, stack.topology, 1)
     first = refused(request)
-    await publish(amqp, topology, [first])
+    await publish(stack.amqp, stack.topology, [first])
     before = await eventually(
         lambda: outcome(http, ledger_url, request.request_id), answered("refused")
     )
     later = refused(request, "unknown job name another-job", ANSWERED + timedelta(seconds=9))
-    await publish(amqp, topology, [first, later])
+    await publish(stack.amqp, stack.topology, [first, later])
     # Both stored (the duplicate once): everything published before the later one is folded.
     await eventually(
         lambda: get_json(http, f"{ledger_url}/api/admin/job-logs/{request.request_id}/events"),
@@ -285,14 +278,13 @@ async def test_a_duplicate_or_a_second_answer_changes_nothing(
 
 
 async def test_an_answer_to_a_request_made_elsewhere_creates_it_and_unknown_ids_are_404(
+    stack: Stack,
     ledger_url: str,
     http: aiohttp.ClientSession,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     from_cron = RunRequested(job_name=JOB, trigger="cron", requested_at=ANSWERED)
     job_id = uuid.uuid4()
-    await publish(amqp, topology, [accepted(from_cron, job_id)])
+    await publish(stack.amqp, stack.topology, [accepted(from_cron, job_id)])
     body = await eventually(
         lambda: outcome(http, ledger_url, from_cron.request_id), answered("accepted")
     )

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aio_pika.abc import AbstractRobustConnection
 from croniter import croniter
 
 from contracts.codec import parse_event
@@ -27,11 +26,11 @@ from contracts.events import (
     JobStarted,
     JobStartedPayload,
 )
-from contracts.topology import BrokerNames
 from job_ledger.bootstrap import Ledger, bootstrap
 from job_ledger.config import Settings
 from job_ledger.recording import record_events
 from job_ledger.watchdog import CheckReport
+from tests.harness.stack import Stack
 from tests.support.broker import drain, eventually, tap_exchange
 from tests.support.ledger import JOB_NAME, job_events, publish
 
@@ -47,13 +46,12 @@ class Clock:
         return self.now
 
 
-def ledger_settings(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames, **overrides: object
-) -> Settings:
+def ledger_settings(stack: Stack, **overrides: object) -> Settings:
+    topology = stack.topology
     options: dict[str, object] = {
-        "database_url": database_url,
-        "amqp_url": amqp_url,
-        "ledger_schema": schema,
+        "database_url": stack.database_url,
+        "amqp_url": stack.amqp_url,
+        "ledger_schema": stack.schema,
         "events_exchange": topology.exchange,
         "ledger_queue": topology.ledger_queue,
         "notifier_queue": topology.notifier_queue,
@@ -125,26 +123,22 @@ async def judged_with_backlog_folded(ledger: Ledger) -> CheckReport:
 
 
 async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
 ) -> None:
-    abandons = await tap_exchange(amqp, topology, "#.job.abandoned")
+    abandons = await tap_exchange(stack.amqp, stack.topology, "#.job.abandoned")
     job_id = uuid.uuid4()
     run = timed(job_events(job_id, 3), T0)
     await fold(pool, run)
     # The ledger is down: the run's JobFinished waits in its queue past JOB_STALE_AFTER.
-    await publish(amqp, topology, [finished(job_id, 3, T0 + timedelta(seconds=5))])
+    await publish(stack.amqp, stack.topology, [finished(job_id, 3, T0 + timedelta(seconds=5))])
     clock = Clock(T0 + 2 * STALE_AFTER)
 
-    settings = ledger_settings(database_url, amqp_url, schema, topology)
+    settings = ledger_settings(stack)
     async with bootstrap(settings, clock=clock) as ledger:
         before = await ledger.watchdog.check_once()
         assert before.abandoned == [], "judged while the job's JobFinished was still queued"
-        assert before.waiting == f"the consumer is not attached to {topology.ledger_queue}"
+        assert before.waiting == f"the consumer is not attached to {stack.topology.ledger_queue}"
         report = await judged_with_backlog_folded(ledger)
 
     assert report.abandoned == []
@@ -154,14 +148,10 @@ async def test_a_job_whose_finish_waited_in_the_queue_is_completed_not_abandoned
 
 
 async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
 ) -> None:
-    misses = await tap_exchange(amqp, topology, "#.job.missed")
+    misses = await tap_exchange(stack.amqp, stack.topology, "#.job.missed")
     installed = await pool.fetchval("SELECT min(applied_at) FROM schema_migrations")
     slot = croniter("0 * * * *", installed).get_next(datetime).astimezone(UTC)
     job_id = uuid.uuid4()
@@ -171,14 +161,12 @@ async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
         occurred_at=slot + timedelta(minutes=5),
         payload=JobStartedPayload(daos_total=10, trigger="cron"),
     )
-    await publish(amqp, topology, [started])  # the ledger is down; the run started in time
+    # The ledger is down; the run started in time.
+    await publish(stack.amqp, stack.topology, [started])
     clock = Clock(slot + timedelta(hours=1, minutes=1))  # the slot's grace (1h) is over
 
     settings = ledger_settings(
-        database_url,
-        amqp_url,
-        schema,
-        topology,
+        stack,
         job_schedule="0 * * * *",
         job_stale_after=timedelta(hours=3),
     )
@@ -196,21 +184,18 @@ async def test_a_slot_whose_job_started_waited_in_the_queue_is_not_missed(
 
 
 async def test_a_job_that_died_while_the_ledger_was_down_is_abandoned_once_folded(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
 ) -> None:
-    abandons = await tap_exchange(amqp, topology, "#.job.abandoned")
+    abandons = await tap_exchange(stack.amqp, stack.topology, "#.job.abandoned")
     job_id = uuid.uuid4()
     run = timed(job_events(job_id, 5, fail_every=100), T0)
     await fold(pool, run[:2])
-    await publish(amqp, topology, run[2:])  # its last events, then the worker died: no finish
+    # Its last events, then the worker died: no finish.
+    await publish(stack.amqp, stack.topology, run[2:])
     clock = Clock(T0 + 2 * STALE_AFTER)
 
-    settings = ledger_settings(database_url, amqp_url, schema, topology)
+    settings = ledger_settings(stack)
     async with bootstrap(settings, clock=clock) as ledger:
         assert (await ledger.watchdog.check_once()).abandoned == []
         report = await judged_with_backlog_folded(ledger)
@@ -227,20 +212,17 @@ async def test_a_job_that_died_while_the_ledger_was_down_is_abandoned_once_folde
 
 
 async def test_the_watchdog_waits_for_the_settle_time_after_the_consumer_attached(
+    stack: Stack,
     pool: asyncpg.Pool,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
-    database_url: str,
-    amqp_url: str,
-    schema: str,
 ) -> None:
-    await tap_exchange(amqp, topology)
+    await tap_exchange(stack.amqp, stack.topology)
     job_id = uuid.uuid4()
     await fold(pool, timed(job_events(job_id, 2), T0))
     clock = Clock(T0 + 2 * STALE_AFTER)
 
     settings = ledger_settings(
-        database_url, amqp_url, schema, topology, watchdog_settle=timedelta(hours=1)
+        stack,
+        watchdog_settle=timedelta(hours=1),
     )
     async with bootstrap(settings, clock=clock) as ledger, consuming(ledger):
         report = await ledger.watchdog.check_once()

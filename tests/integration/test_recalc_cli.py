@@ -10,20 +10,19 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
-from contracts import BrokerNames, JobFinished, JobStarted, parse_event
+from contracts import JobFinished, JobStarted, parse_event
 from recalculator.guard import run_lock
+from tests.harness.processes import run_command
+from tests.harness.stack import Stack
 from tests.support.broker import collect, consumer_count, eventually, tap_exchange
-from tests.support.processes import run_command
-from tests.support.recalc import recalc_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
-    return {**recalc_env(database_url, amqp_url, schema, topology), "OUTBOX_DRAIN_TIMEOUT": "10s"}
+def env(stack: Stack) -> dict[str, str]:
+    return {**stack.recalc_env(), "OUTBOX_DRAIN_TIMEOUT": "10s"}
 
 
 async def recalculator(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -31,9 +30,9 @@ async def recalculator(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=2, server_settings={"search_path": schema}
+        stack.database_url, min_size=1, max_size=2, server_settings={"search_path": stack.schema}
     )
     yield pool
     await pool.close()
@@ -80,9 +79,9 @@ async def test_a_sample_run_scores_eleven_daos_and_reports_compound_failed(
 
 
 async def test_a_full_run_says_scope_all_and_a_dao_run_says_subset_on_the_exchange(
-    env: dict[str, str], amqp: AbstractRobustConnection, topology: BrokerNames
+    stack: Stack, env: dict[str, str]
 ) -> None:
-    tap = await tap_exchange(amqp, topology, "#.job.*")
+    tap = await tap_exchange(stack.amqp, stack.topology, "#.job.*")
     assert (await recalculator(env, "daos", "import", str(REPO / "data/daos.sample.json")))[0] == 0
 
     assert (await recalculator(env, "run"))[0] == 0
@@ -150,9 +149,7 @@ async def test_a_setup_error_is_one_clear_line_and_exit_code_2(
     assert "secret-pw" not in err
 
 
-async def test_the_worker_stops_cleanly_on_sigterm(
-    env: dict[str, str], topology: BrokerNames, amqp: AbstractRobustConnection
-) -> None:
+async def test_the_worker_stops_cleanly_on_sigterm(stack: Stack, env: dict[str, str]) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -165,7 +162,9 @@ async def test_the_worker_stops_cleanly_on_sigterm(
     )
     try:
         await eventually(
-            lambda: consumer_count(amqp, topology.commands_queue), lambda n: n == 1, timeout_s=30
+            lambda: consumer_count(stack.amqp, stack.topology.commands_queue),
+            lambda n: n == 1,
+            timeout_s=30,
         )
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 30)
@@ -175,4 +174,4 @@ async def test_the_worker_stops_cleanly_on_sigterm(
             await process.wait()
     assert process.returncode == 0, err.decode()
     assert "SIGTERM received" in err.decode()
-    assert await consumer_count(amqp, topology.commands_queue) == 0
+    assert await consumer_count(stack.amqp, stack.topology.commands_queue) == 0

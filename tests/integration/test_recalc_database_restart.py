@@ -10,20 +10,20 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import REGISTRY
 
 from chassis.database import create_pool
-from contracts import BrokerNames, Event, JobFinished, RunRequested, parse_event
+from contracts import Event, JobFinished, RunRequested, parse_event
 from contracts.events import utc_now
 from recalculator.daos import DaoRef
 from recalculator.jobs import JobStore
 from recalculator.scoring import GovernanceData, score_governance
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
+from tests.harness.stack import Stack
 from tests.support.broker import drain, eventually, tap_exchange
 from tests.support.postgres import ensure_postgres_started, restart_postgres
-from tests.support.recalc import recalc_settings, seed_daos
+from tests.support.recalc import seed_daos
 
 DAOS = 48
 GATED_FROM = 40  # DAOs from this index on wait until Postgres is back: the run is mid-run then
@@ -75,14 +75,10 @@ def by_job(events: Sequence[Event]) -> dict[UUID, list[Event]]:
 
 
 async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_one(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
+    stack: Stack,
 ) -> None:
-    tap = await tap_exchange(amqp, topology)
-    settings = recalc_settings(database_url, amqp_url, schema, topology, dao_concurrency=4)
+    tap = await tap_exchange(stack.amqp, stack.topology)
+    settings = stack.recalc_settings(dao_concurrency=4)
     await seed_daos(settings, DAOS)
     source = SlowSource(delay_s=0.1)
     worker = Worker(settings, source=source)
@@ -94,24 +90,24 @@ async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_on
     try:
         await asyncio.wait_for(worker.ready.wait(), 20)
         source.gate.clear()
-        await publish_run_request(amqp, topology, first)
+        await publish_run_request(stack.amqp, stack.topology, first)
         await eventually(
-            lambda: job_rows(database_url, schema),
+            lambda: job_rows(stack.database_url, stack.schema),
             lambda rows: len(rows) == 1 and rows[0]["daos_processed"] >= 4,
         )
         await asyncio.to_thread(restart_postgres)
-        [row] = await job_rows(database_url, schema)
+        [row] = await job_rows(stack.database_url, stack.schema)
         assert row["status"] == "running", "the restart came in the middle of the run"
         source.gate.set()
 
         rows = await eventually(
-            lambda: job_rows(database_url, schema),
+            lambda: job_rows(stack.database_url, stack.schema),
             lambda rows: len(rows) == 1 and rows[0]["status"] != "running",
             timeout_s=60,
         )
-        await publish_run_request(amqp, topology, second)
+        await publish_run_request(stack.amqp, stack.topology, second)
         rows = await eventually(
-            lambda: job_rows(database_url, schema),
+            lambda: job_rows(stack.database_url, stack.schema),
             lambda rows: len(rows) == 2 and rows[1]["status"] != "running",
             timeout_s=60,
         )
@@ -141,15 +137,13 @@ async def test_a_postgres_restart_mid_run_still_finishes_the_run_and_the_next_on
         assert dao_ids == [f"dao-{i:02}" for i in range(DAOS)], "each DAO reported once"
 
 
-async def test_a_step_retried_after_its_commit_writes_its_event_once(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
-) -> None:
+async def test_a_step_retried_after_its_commit_writes_its_event_once(stack: Stack) -> None:
     """What a retry does when the restart cut the answer to a COMMIT that did commit."""
-    settings = recalc_settings(database_url, amqp_url, schema, topology)
+    settings = stack.recalc_settings()
     await seed_daos(settings, 2)
-    pool = await create_pool(database_url, schema)
+    pool = await create_pool(stack.database_url, stack.schema)
     try:
-        store = JobStore(pool, topology.exchange)
+        store = JobStore(pool, stack.topology.exchange)
         job_id = await store.start_job(
             job_name=settings.job_name, trigger="manual", daos_total=2, started_at=utc_now()
         )

@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
-from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
 from chassis.outbox import pending_count
-from contracts import BrokerNames, parse_event
+from contracts import parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
+from tests.harness.stack import Stack
 from tests.support.broker import collect, drain, eventually, tap_exchange
-from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
+from tests.support.recalc import hub_spaces, seed_daos, space_of
 from tests.support.snapshot_hub import Fault, SnapshotHub
 from tests.support.tcp_proxy import TcpProxy
 
 
-async def test_a_broker_outage_during_a_run_delays_events_and_loses_none(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
-) -> None:
-    tap = await tap_exchange(amqp, topology)
-    settings: Settings = recalc_settings(database_url, amqp_url, schema, topology)
+async def test_a_broker_outage_during_a_run_delays_events_and_loses_none(stack: Stack) -> None:
+    tap = await tap_exchange(stack.amqp, stack.topology)
+    settings: Settings = stack.recalc_settings()
     await seed_daos(settings, 20)
-    url = URL(amqp_url)
+    url = URL(stack.amqp_url)
     async with TcpProxy(url.host or "127.0.0.1", url.port or 5672) as proxy:
         async with SnapshotHub(hub_spaces(20)) as hub:
             # Slow DAOs keep the run going after the link is cut.

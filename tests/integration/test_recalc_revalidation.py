@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import BrokerNames, JobFinished, JobFinishedPayload, parse_event
+from contracts import JobFinished, JobFinishedPayload, parse_event
 from recalculator.bootstrap import bootstrap
 from recalculator.config import Settings
 from recalculator.run import RunRequest
+from tests.harness.stack import Stack
 from tests.support.broker import collect, tap_exchange
 from tests.support.fake_resend import Reply
-from tests.support.processes import free_port
-from tests.support.recalc import GatedSource, recalc_settings, seed_daos
+from tests.support.recalc import GatedSource, seed_daos
 from tests.support.revalidation_endpoint import REVALIDATE_PATH, RevalidationEndpoint
 
 SECRET = "revalidation-secret-7f3a"
@@ -36,8 +36,8 @@ async def endpoint() -> AsyncIterator[RevalidationEndpoint]:
 
 
 @pytest.fixture
-async def base(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> Settings:
-    settings = recalc_settings(database_url, amqp_url, schema, topology)
+async def base(stack: Stack) -> Settings:
+    settings = stack.recalc_settings()
     await seed_daos(settings, 3)
     return settings
 
@@ -78,9 +78,9 @@ def summary(payload: JobFinishedPayload) -> tuple[str, int, bool]:
 
 
 async def test_a_2xx_answer_to_the_post_with_the_bearer_secret_is_cache_invalidated(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
-    finished = await run_job(base, amqp, **revalidating(endpoint.revalidate_url))
+    finished = await run_job(base, stack.amqp, **revalidating(endpoint.revalidate_url))
 
     assert summary(finished.payload) == ("completed", 3, True)
     [request] = endpoint.requests
@@ -94,56 +94,56 @@ async def test_a_2xx_answer_to_the_post_with_the_bearer_secret_is_cache_invalida
 
 
 async def test_a_5xx_answer_is_tried_twice_then_not_invalidated(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
     endpoint.script(Reply(503, {"error": "busy"}), Reply(500, {"error": "broken"}))
 
-    finished = await run_job(base, amqp, **revalidating(endpoint.revalidate_url))
+    finished = await run_job(base, stack.amqp, **revalidating(endpoint.revalidate_url))
 
     assert summary(finished.payload) == ("completed", 3, False)
     assert [r.header("Authorization") for r in endpoint.requests] == [f"Bearer {SECRET}"] * 2
 
 
 async def test_a_5xx_then_a_2xx_is_invalidated_on_the_retry(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
     endpoint.script(Reply(502, text="bad gateway"))
 
-    finished = await run_job(base, amqp, **revalidating(endpoint.revalidate_url))
+    finished = await run_job(base, stack.amqp, **revalidating(endpoint.revalidate_url))
 
     assert summary(finished.payload) == ("completed", 3, True)
     assert len(endpoint.requests) == 2
 
 
 async def test_a_4xx_answer_is_not_retried_and_not_invalidated(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
     endpoint.script(Reply(401, {"error": "bad secret"}))
 
-    finished = await run_job(base, amqp, **revalidating(endpoint.revalidate_url))
+    finished = await run_job(base, stack.amqp, **revalidating(endpoint.revalidate_url))
 
     assert summary(finished.payload) == ("completed", 3, False)
     assert len(endpoint.requests) == 1
 
 
 async def test_an_endpoint_slower_than_the_timeout_is_not_invalidated_and_the_run_completes(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
     endpoint.script(Reply(hang=True), Reply(hang=True))
 
-    finished = await run_job(base, amqp, **revalidating(endpoint.revalidate_url, "200ms"))
+    finished = await run_job(base, stack.amqp, **revalidating(endpoint.revalidate_url, "200ms"))
 
     assert summary(finished.payload) == ("completed", 3, False)
     assert len(endpoint.requests) == 2
 
 
 async def test_a_refused_connection_is_not_invalidated_and_the_secret_is_not_logged(
-    base: Settings, amqp: AbstractRobustConnection, caplog: pytest.LogCaptureFixture
+    stack: Stack, base: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    nothing_listens = f"http://127.0.0.1:{free_port()}{REVALIDATE_PATH}"
+    nothing_listens = f"http://127.0.0.1:{stack.port()}{REVALIDATE_PATH}"
     caplog.set_level(logging.INFO)
 
-    finished = await run_job(base, amqp, **revalidating(nothing_listens))
+    finished = await run_job(base, stack.amqp, **revalidating(nothing_listens))
 
     assert summary(finished.payload) == ("completed", 3, False)
     failures = [
@@ -154,9 +154,9 @@ async def test_a_refused_connection_is_not_invalidated_and_the_secret_is_not_log
 
 
 async def test_without_a_url_nothing_is_sent_and_the_cache_is_not_invalidated(
-    base: Settings, amqp: AbstractRobustConnection, endpoint: RevalidationEndpoint
+    stack: Stack, base: Settings, endpoint: RevalidationEndpoint
 ) -> None:
-    finished = await run_job(base, amqp, cache_revalidate_secret=SECRET)
+    finished = await run_job(base, stack.amqp, cache_revalidate_secret=SECRET)
 
     assert summary(finished.payload) == ("completed", 3, False)
     assert endpoint.requests == []

@@ -13,10 +13,9 @@ from datetime import datetime
 import asyncpg
 import orjson
 import pytest
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue
 
 from contracts import (
-    BrokerNames,
     DaoFailed,
     DaoFailedPayload,
     DaoProcessed,
@@ -33,8 +32,9 @@ from recalculator.config import Settings
 from recalculator.guard import run_lock
 from recalculator.run import RunRequest
 from recalculator.scoring import GovernanceData, GvsScore
+from tests.harness.stack import Stack
 from tests.support.broker import collect, drain, tap_exchange
-from tests.support.recalc import hub_spaces, recalc_settings, seed_daos, space_of
+from tests.support.recalc import hub_spaces, seed_daos, space_of
 from tests.support.snapshot_hub import Fault, SnapshotHub
 
 JOB = "weekly-gvs-recalculation"
@@ -85,15 +85,15 @@ def assert_contiguous(events: Sequence[Event]) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> Settings:
-    return recalc_settings(database_url, amqp_url, schema, topology)
+def settings(stack: Stack) -> Settings:
+    return stack.recalc_settings()
 
 
 async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_sequence(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
+    stack: Stack, settings: Settings
 ) -> None:
     await seed_daos(settings, 50)
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
     async with SnapshotHub(hub_spaces(50)) as hub:
         failing = {
             **{space_of(i): Fault.HANG for i in (3, 13, 23, 33)},
@@ -141,11 +141,9 @@ async def test_fifty_daos_with_twelve_failing_complete_with_every_event_in_seque
     )
 
 
-async def test_thirty_of_fifty_failing_fails_the_job(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
-) -> None:
+async def test_thirty_of_fifty_failing_fails_the_job(stack: Stack, settings: Settings) -> None:
     await seed_daos(settings, 50)
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
     async with SnapshotHub(hub_spaces(50)) as hub:
         for i in range(30):
             hub.misbehave(space_of(i), Fault.WRONG_SHAPE)
@@ -166,10 +164,10 @@ async def test_thirty_of_fifty_failing_fails_the_job(
 
 
 async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
+    stack: Stack, settings: Settings
 ) -> None:
     await seed_daos(settings, 20)
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
 
     def crash_on_dao_07(data: GovernanceData, now: datetime) -> GvsScore:
         from recalculator.scoring import score_governance
@@ -201,10 +199,10 @@ async def test_a_scoring_crash_stops_the_run_and_fails_it_with_the_fatal_error(
 
 
 async def test_a_run_of_named_daos_says_subset_in_job_started_and_job_finished(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
+    stack: Stack, settings: Settings
 ) -> None:
     await seed_daos(settings, 4)
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
     async with SnapshotHub(hub_spaces(4)) as hub:
         app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
         async with bootstrap(app_settings) as app, relaying(app):
@@ -242,11 +240,9 @@ async def test_unknown_or_inactive_dao_ids_refuse_the_run_naming_them_and_write_
     assert written == 0
 
 
-async def test_no_active_daos_completes_with_zero_of_zero(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
-) -> None:
+async def test_no_active_daos_completes_with_zero_of_zero(stack: Stack, settings: Settings) -> None:
     await seed_daos(settings, 2, inactive=(0, 1))
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
     async with bootstrap(settings) as app, relaying(app):
         outcome = await app.recalculation.run(RunRequest(JOB, "cron"))
 
@@ -258,11 +254,9 @@ async def test_no_active_daos_completes_with_zero_of_zero(
     assert outcome.status == "completed"
 
 
-async def test_two_runs_started_at_once_run_exactly_once(
-    settings: Settings, amqp: AbstractRobustConnection, topology: BrokerNames
-) -> None:
+async def test_two_runs_started_at_once_run_exactly_once(stack: Stack, settings: Settings) -> None:
     await seed_daos(settings, 5)
-    queue = await tap_exchange(amqp, topology)
+    queue = await tap_exchange(stack.amqp, stack.topology)
     async with SnapshotHub(hub_spaces(5)) as hub:
         app_settings = settings.model_copy(update={"snapshot_hub_url": hub.url})
         async with (

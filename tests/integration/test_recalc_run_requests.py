@@ -34,16 +34,16 @@ from recalculator.config import Settings
 from recalculator.run import RunRequest
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
+from tests.harness.processes import run_command
+from tests.harness.scratch import service_env
+from tests.harness.stack import Stack
 from tests.support.broker import collect, drain, eventually, tap_exchange
-from tests.support.processes import run_command, service_env
-from tests.support.recalc import GatedSource, recalc_settings, running_worker, seed_daos
+from tests.support.recalc import GatedSource, running_worker, seed_daos
 
 
 @pytest.fixture
-async def settings(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
-) -> Settings:
-    settings = recalc_settings(database_url, amqp_url, schema, topology, dao_timeout="60s")
+async def settings(stack: Stack) -> Settings:
+    settings = stack.recalc_settings(dao_timeout="60s")
     await seed_daos(settings, 3, inactive=(2,))
     return settings
 
@@ -60,8 +60,8 @@ async def worker(settings: Settings, source: GatedSource) -> AsyncIterator[Worke
 
 
 @pytest.fixture
-async def tap(amqp: AbstractRobustConnection, topology: BrokerNames) -> AbstractQueue:
-    return await tap_exchange(amqp, topology, "#.run.*")
+async def tap(stack: Stack) -> AbstractQueue:
+    return await tap_exchange(stack.amqp, stack.topology, "#.run.*")
 
 
 async def answer_to(
@@ -107,18 +107,17 @@ async def handled(worker: Worker, count: int) -> None:
 
 
 async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothing_more(
+    stack: Stack,
     worker: Worker,
     source: GatedSource,
     settings: Settings,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     tap: AbstractQueue,
 ) -> None:
     source.open()
-    everything = await tap_exchange(amqp, topology)
+    everything = await tap_exchange(stack.amqp, stack.topology)
     command = RunRequested(job_name=settings.job_name, trigger="manual")
 
-    accepted = await answer_to(amqp, topology, tap, command)
+    accepted = await answer_to(stack.amqp, stack.topology, tap, command)
     events = [parse_event(m.body) for m in await collect(everything, 5, timeout_s=20)]
 
     assert isinstance(accepted, RunAccepted)
@@ -139,10 +138,10 @@ async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothin
     assert {e.job_id for e in events} == {accepted.job_id}
     assert isinstance(events[-1], JobFinished) and events[-1].payload.status == "completed"
 
-    await publish_run_request(amqp, topology, command)
+    await publish_run_request(stack.amqp, stack.topology, command)
     await handled(worker, 2)
     assert await drain(everything, 0.5) == [], "no second run, no second answer"
-    assert await commands_left(amqp, topology) == (0, 0)
+    assert await commands_left(stack.amqp, stack.topology) == (0, 0)
     assert (await jobs_and_refusals(settings))[0] == 1
 
 
@@ -164,10 +163,9 @@ async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothin
     ],
 )
 async def test_a_request_the_worker_cannot_run_is_refused_with_the_reason_and_acked(
+    stack: Stack,
     worker: Worker,
     settings: Settings,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     tap: AbstractQueue,
     job_name: str | None,
     dao_ids: list[str] | None,
@@ -175,7 +173,7 @@ async def test_a_request_the_worker_cannot_run_is_refused_with_the_reason_and_ac
 ) -> None:
     command = RunRequested(job_name=job_name or settings.job_name, trigger="retry", dao_ids=dao_ids)
 
-    refused = await answer_to(amqp, topology, tap, command)
+    refused = await answer_to(stack.amqp, stack.topology, tap, command)
 
     assert isinstance(refused, RunRefused)
     assert (refused.job_id, refused.job_name) == (command.request_id, command.job_name)
@@ -186,17 +184,16 @@ async def test_a_request_the_worker_cannot_run_is_refused_with_the_reason_and_ac
         "reason": reason,
     }
     await handled(worker, 1)
-    assert await commands_left(amqp, topology) == (0, 0), "acked, not dead-lettered"
+    assert await commands_left(stack.amqp, stack.topology) == (0, 0), "acked, not dead-lettered"
     jobs, refusals = await jobs_and_refusals(settings)
     assert jobs == 0
     assert [tuple(r) for r in refusals] == [(command.request_id, reason)]
 
 
 async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_refused(
+    stack: Stack,
     worker: Worker,
     settings: Settings,
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
     tap: AbstractQueue,
 ) -> None:
     held = GatedSource()
@@ -209,7 +206,7 @@ async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_ref
             job_id = await other.pool.fetchval("SELECT id FROM jobs")
             command = RunRequested(job_name=settings.job_name, trigger="manual")
 
-            refused = await answer_to(amqp, topology, tap, command)
+            refused = await answer_to(stack.amqp, stack.topology, tap, command)
         finally:
             held.open()
             outcome = await going
@@ -220,10 +217,10 @@ async def test_a_request_while_a_run_is_going_is_refused_naming_it_and_stays_ref
     )
     assert outcome.status == "completed"
     # The same request again, now that nothing runs: it was answered, so it stays refused.
-    await publish_run_request(amqp, topology, command)
+    await publish_run_request(stack.amqp, stack.topology, command)
     await handled(worker, 2)
     assert await drain(tap, 0.5) == []
-    assert await commands_left(amqp, topology) == (0, 0)
+    assert await commands_left(stack.amqp, stack.topology) == (0, 0)
     jobs, refusals = await jobs_and_refusals(settings)
     assert (jobs, len(refusals)) == (1, 1), "only the other run's job"
 

@@ -10,13 +10,11 @@ import aio_pika
 import aiohttp
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
 from chassis.topology import Topology, dead_letter_queue
 from contracts import (
-    BrokerNames,
     DaoProcessed,
     JobFinished,
     JobStarted,
@@ -27,17 +25,16 @@ from contracts import (
 from recalculator.config import Settings
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
+from tests.harness.stack import Stack
 from tests.support.broker import collect, drain, eventually, tap_queue
-from tests.support.recalc import hub_spaces, recalc_settings, seed_daos
+from tests.support.recalc import hub_spaces, seed_daos
 from tests.support.recalc import running_worker as worker_in_process
 from tests.support.snapshot_hub import SnapshotHub
 
 
 @pytest.fixture
-async def running_worker(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
-) -> AsyncIterator[tuple[Worker, Settings]]:
-    base = recalc_settings(database_url, amqp_url, schema, topology)
+async def running_worker(stack: Stack) -> AsyncIterator[tuple[Worker, Settings]]:
+    base = stack.recalc_settings()
     await seed_daos(base, 6)
     async with SnapshotHub(hub_spaces(6)) as hub:
         settings = base.model_copy(update={"snapshot_hub_url": hub.url})
@@ -46,19 +43,18 @@ async def running_worker(
 
 
 async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_comes_twice(
+    stack: Stack,
     running_worker: tuple[Worker, Settings],
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     worker, settings = running_worker
-    channel = await amqp.channel()
-    await declare_topology(channel, Topology.of(topology))
-    tap = await tap_queue(channel, topology.exchange)
+    channel = await stack.amqp.channel()
+    await declare_topology(channel, Topology.of(stack.topology))
+    tap = await tap_queue(channel, stack.topology.exchange)
 
     command = RunRequested(
         job_name=settings.job_name, trigger="retry", dao_ids=["dao-01", "dao-04"]
     )
-    await publish_run_request(amqp, topology, command)
+    await publish_run_request(stack.amqp, stack.topology, command)
     accepted, *events = [parse_event(m.body) for m in await collect(tap, 5, timeout_s=30)]
 
     assert isinstance(accepted, RunAccepted)
@@ -83,7 +79,9 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
     assert (events[-1].payload.status, events[-1].payload.scope) == ("completed", "subset")
     assert [e.sequence for e in events] == [0, 1, 2, 3]
 
-    await publish_run_request(amqp, topology, command)  # a redelivery, as far as we can tell
+    await publish_run_request(
+        stack.amqp, stack.topology, command
+    )  # a redelivery, as far as we can tell
     assert worker.consumer is not None
     consumer = worker.consumer
     await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n == 2)
@@ -103,28 +101,27 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
             "status": "completed",
         }
     ]
-    queue = await channel.get_queue(topology.commands_queue)
+    queue = await channel.get_queue(stack.topology.commands_queue)
     assert queue.declaration_result.message_count == 0, "both deliveries were acked"
 
 
 async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worker_goes_on(
+    stack: Stack,
     running_worker: tuple[Worker, Settings],
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     _, settings = running_worker
-    channel = await amqp.channel()
+    channel = await stack.amqp.channel()
     await channel.default_exchange.publish(
         aio_pika.Message(b'{"schema_version": 1, "trigger": "whenever"}'),
-        routing_key=topology.commands_queue,
+        routing_key=stack.topology.commands_queue,
     )
-    dead = await channel.get_queue(dead_letter_queue(topology.commands_queue))
+    dead = await channel.get_queue(dead_letter_queue(stack.topology.commands_queue))
     [message] = await collect(dead, 1, timeout_s=15)
     reason = str((message.headers or {})[REASON_HEADER])
     assert reason.startswith("invalid command: invalid RunRequested: trigger:")
 
-    tap = await tap_queue(channel, topology.exchange)
-    await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
+    tap = await tap_queue(channel, stack.topology.exchange)
+    await publish_run_request(stack.amqp, stack.topology, RunRequested(job_name=settings.job_name))
     events = [parse_event(m.body) for m in await collect(tap, 9, timeout_s=30)]
     assert isinstance(events[-1], JobFinished)
     assert events[-1].payload.daos_processed == 6
@@ -133,14 +130,13 @@ async def test_an_invalid_command_is_dead_lettered_with_the_reason_and_the_worke
 
 
 async def test_health_and_metrics_are_served_over_http(
+    stack: Stack,
     running_worker: tuple[Worker, Settings],
-    amqp: AbstractRobustConnection,
-    topology: BrokerNames,
 ) -> None:
     worker, settings = running_worker
-    channel = await amqp.channel()
-    tap = await tap_queue(channel, topology.exchange)
-    await publish_run_request(amqp, topology, RunRequested(job_name=settings.job_name))
+    channel = await stack.amqp.channel()
+    tap = await tap_queue(channel, stack.topology.exchange)
+    await publish_run_request(stack.amqp, stack.topology, RunRequested(job_name=settings.job_name))
     await collect(tap, 9, timeout_s=30)
 
     base = f"http://127.0.0.1:{worker.http_port}"

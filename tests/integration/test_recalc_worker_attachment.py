@@ -24,7 +24,7 @@ import aio_pika
 import aiohttp
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue
 
 from contracts import (
     BrokerNames,
@@ -39,18 +39,16 @@ from recalculator.config import Settings
 from recalculator.trigger import publish_run_request
 from recalculator.worker import Worker
 from tests.chaos.faults import ensure_broker_up, queue_consumers, stop_broker
-from tests.support.broker import collect, consumer_count, eventually, tap_exchange
-from tests.support.processes import (
+from tests.harness.processes import (
     ServiceProcess,
-    free_port,
     run_command,
     running,
     wait_http_ok,
 )
+from tests.harness.stack import Stack
+from tests.support.broker import collect, consumer_count, eventually, tap_exchange
 from tests.support.recalc import (
     GatedSource,
-    recalc_env,
-    recalc_settings,
     running_worker,
     seed_daos,
 )
@@ -94,8 +92,8 @@ def worker_process(env: dict[str, str], tmp_path: Path, port: int) -> ServicePro
 
 
 @pytest.fixture
-def env(database_url: str, amqp_url: str, schema: str, topology: BrokerNames) -> dict[str, str]:
-    return recalc_env(database_url, amqp_url, schema, topology)
+def env(stack: Stack) -> dict[str, str]:
+    return stack.recalc_env()
 
 
 async def blocked_on_jobs(pool: asyncpg.Pool, schema: str) -> int:
@@ -124,19 +122,16 @@ async def finished_runs(queue: AbstractQueue, runs: int) -> dict[UUID, list[Even
 
 @pytest.mark.chaos
 async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_every_request(
+    stack: Stack,
     env: dict[str, str],
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
     tmp_path: Path,
 ) -> None:
     code, _, err = await run_command(
         [sys.executable, "-m", "recalculator", "daos", "import", str(SAMPLE_DAOS)], env
     )
     assert code == 0, err
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    port = free_port()
+    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+    port = stack.port()
     process = worker_process(env, tmp_path, port)
     readyz = f"http://127.0.0.1:{port}/readyz"
     before = RunRequested(job_name=JOB, trigger="cron")
@@ -144,19 +139,23 @@ async def test_after_a_broker_restart_under_a_command_the_worker_process_runs_ev
     try:
         async with running(process):
             await wait_http_ok(readyz, process)
-            await restart_broker_while_held(pool, schema, amqp_url, topology, before)
-            name = topology.commands_queue
+            await restart_broker_while_held(
+                pool, stack.schema, stack.amqp_url, stack.topology, before
+            )
+            name = stack.topology.commands_queue
             await eventually(
                 functools.partial(queue_consumers, {name}),
                 lambda found: found == {name: 1},
                 timeout_s=30,
             )
             await wait_http_ok(readyz, process, timeout_s=30)
-            await publish_once(amqp_url, topology, after)
+            await publish_once(stack.amqp_url, stack.topology, after)
             # The ledger's queue (bound to everything, durable) holds what was published.
-            connection = await aio_pika.connect_robust(amqp_url)
+            connection = await aio_pika.connect_robust(stack.amqp_url)
             try:
-                ledger_queue = await (await connection.channel()).get_queue(topology.ledger_queue)
+                ledger_queue = await (await connection.channel()).get_queue(
+                    stack.topology.ledger_queue
+                )
                 runs = await finished_runs(ledger_queue, 2)
             finally:
                 await connection.close()
@@ -206,10 +205,8 @@ async def publish_once(amqp_url: str, topology: BrokerNames, command: RunRequest
 
 
 @pytest.fixture
-async def served(
-    database_url: str, amqp_url: str, schema: str, topology: BrokerNames
-) -> AsyncIterator[tuple[Worker, Settings]]:
-    settings = recalc_settings(database_url, amqp_url, schema, topology)
+async def served(stack: Stack) -> AsyncIterator[tuple[Worker, Settings]]:
+    settings = stack.recalc_settings()
     await seed_daos(settings, 2)
     source = GatedSource()
     source.open()
@@ -242,7 +239,7 @@ async def lose_consumer(worker: Worker, http: aiohttp.ClientSession) -> tuple[st
 
 
 async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_by_itself(
-    served: tuple[Worker, Settings], amqp: AbstractRobustConnection, amqp_url: str
+    stack: Stack, served: tuple[Worker, Settings]
 ) -> None:
     worker, settings = served
     queue = settings.broker_names.commands_queue
@@ -253,12 +250,12 @@ async def test_a_consumer_the_broker_lost_fails_readiness_and_is_attached_again_
         )
 
         lost, (status, body) = await lose_consumer(worker, http)
-        assert await consumer_count(amqp, queue) == 0
+        assert await consumer_count(stack.amqp, queue) == 0
         assert status == 503
         assert body["checks"]["consumer"] == f"consumer {lost} is not attached to {queue}"
 
         # Nothing here attaches it again: the worker's own watch must.
         await eventually(lambda: readiness(http, worker), lambda seen: seen[0] == 200, timeout_s=30)
-    assert await consumer_count(amqp, queue) == 1
-    events = await requested_run_ends(amqp_url, settings.broker_names, settings.job_name)
+    assert await consumer_count(stack.amqp, queue) == 1
+    events = await requested_run_ends(stack.amqp_url, settings.broker_names, settings.job_name)
     assert events[-1].payload.daos_processed == 2

@@ -34,7 +34,7 @@ from contracts.events import (
 from contracts.topology import BrokerNames
 from job_ledger.consumer import EventConsumer
 from job_ledger.migrations import MIGRATIONS
-from tests.support.processes import service_env
+from tests.harness.scratch import service_env
 
 JOB_NAME = "weekly-gvs-recalculation"
 

@@ -23,7 +23,7 @@ from recalculator.daos import DaoRef
 from recalculator.governance import GovernanceSource
 from recalculator.scoring import GovernanceData
 from recalculator.worker import Worker
-from tests.support.processes import service_env
+from tests.harness.scratch import service_env
 from tests.support.snapshot_hub import HubSpace, hub_proposal
 
 REPO = Path(__file__).resolve().parents[2]
