@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chassis.topology import Subscribers, Topology
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -88,6 +90,22 @@ class BaseServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
     outbox_retention: Duration = timedelta(days=7)
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
+
+
+class NamesSubscribers(Protocol):
+    """Settings that name the exchange and the subscribed queues (a contract's names)."""
+
+    @property
+    def broker_names(self) -> Subscribers: ...
+
+
+class TopologySettings:
+    """A settings mixin: :attr:`topology` from the settings' ``broker_names``."""
+
+    @property
+    def topology(self: NamesSubscribers) -> Topology:
+        """The whole system's topology under these names: every service declares all of it."""
+        return Topology.of(self.broker_names)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -8,11 +8,15 @@
 | recalculator's commands   | `recalculator.commands` | nothing: sent by queue name       |
 
 How a queue is made on the broker (its type, limits, dead letters) is not part of the contract.
+A service's settings inherit :class:`BrokerNameSettings` to read the four names from the
+environment (``EVENTS_EXCHANGE``, ``LEDGER_QUEUE``, ``NOTIFIER_QUEUE``, ``COMMANDS_QUEUE``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 EXCHANGE_DEFAULT = "jobs.events"
 LEDGER_QUEUE_DEFAULT = "job-ledger.events"
@@ -59,3 +63,21 @@ class BrokerNames:
     def subscriptions(self) -> tuple[Subscription, ...]:
         """Every built-in subscriber's queue: what each service declares at start."""
         return (self.ledger, self.notifier, self.commands)
+
+
+class BrokerNameSettings(BaseModel):
+    """The broker's names as settings fields, with the defaults above: a service's settings
+    class inherits it beside its settings base, which reads each from its environment variable
+    (``EVENTS_EXCHANGE``, ``LEDGER_QUEUE``, ``NOTIFIER_QUEUE``, ``COMMANDS_QUEUE``)."""
+
+    events_exchange: str = EXCHANGE_DEFAULT
+    ledger_queue: str = LEDGER_QUEUE_DEFAULT
+    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
+    commands_queue: str = COMMANDS_QUEUE_DEFAULT
+
+    @property
+    def broker_names(self) -> BrokerNames:
+        """The exchange and the built-in subscribers' queues, as configured."""
+        return BrokerNames(
+            self.events_exchange, self.ledger_queue, self.notifier_queue, self.commands_queue
+        )

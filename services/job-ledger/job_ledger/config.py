@@ -13,23 +13,17 @@ from chassis.settings import (
     Duration,
     OptionalSecret,
     PositiveDuration,
+    TopologySettings,
 )
-from chassis.topology import Topology
 from contracts.events import JOB_NAME_PATTERN
-from contracts.topology import (
-    COMMANDS_QUEUE_DEFAULT,
-    EXCHANGE_DEFAULT,
-    LEDGER_QUEUE_DEFAULT,
-    NOTIFIER_QUEUE_DEFAULT,
-    BrokerNames,
-)
+from contracts.topology import BrokerNameSettings
 
 # A fixed salt is enough here: the derived secret only has to be unguessable without the
 # password and stable across restarts (so sessions survive a redeploy).
 _SESSION_KDF_SALT = b"chainsights-jobs/job-ledger/admin-session/v1"
 
 
-class Settings(BaseServiceSettings):
+class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     """What the ledger reads on top of the shared base (database, broker, logging).
 
     ``ADMIN_PASSWORD`` is required to serve: ``job-ledger serve`` refuses to start without it
@@ -38,10 +32,6 @@ class Settings(BaseServiceSettings):
     """
 
     ledger_schema: str = "ledger"
-    events_exchange: str = EXCHANGE_DEFAULT
-    ledger_queue: str = LEDGER_QUEUE_DEFAULT
-    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
-    commands_queue: str = COMMANDS_QUEUE_DEFAULT
     admin_password: OptionalSecret = None
     admin_base_url: str = "http://localhost:8080"
     session_secret: OptionalSecret = None
@@ -55,18 +45,6 @@ class Settings(BaseServiceSettings):
     ledger_batch_wait: PositiveDuration = timedelta(milliseconds=50)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
-
-    @property
-    def broker_names(self) -> BrokerNames:
-        """The exchange and the built-in subscribers' queues, as configured."""
-        return BrokerNames(
-            self.events_exchange, self.ledger_queue, self.notifier_queue, self.commands_queue
-        )
-
-    @property
-    def topology(self) -> Topology:
-        """The whole system's topology under these names: every service declares all of it."""
-        return Topology.of(self.broker_names)
 
     def session_secret_value(self) -> str:
         """``SESSION_SECRET``, or a key derived from ``ADMIN_PASSWORD`` by scrypt (CPU: ~50 ms).

@@ -8,18 +8,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chassis.settings import BaseServiceSettings, OptionalSecret, OptionalText, PositiveDuration
-from chassis.topology import Topology
-from contracts.topology import (
-    COMMANDS_QUEUE_DEFAULT,
-    EXCHANGE_DEFAULT,
-    LEDGER_QUEUE_DEFAULT,
-    NOTIFIER_QUEUE_DEFAULT,
-    BrokerNames,
+from chassis.settings import (
+    BaseServiceSettings,
+    OptionalSecret,
+    OptionalText,
+    PositiveDuration,
+    TopologySettings,
 )
+from contracts.topology import BrokerNameSettings
 
 
-class Settings(BaseServiceSettings):
+class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     """What the notifier reads, on top of the shared base (database, broker, logging).
 
     ``RESEND_API_KEY`` and ``SLACK_WEBHOOK_URL`` are optional: without them the channel's
@@ -27,10 +26,6 @@ class Settings(BaseServiceSettings):
     """
 
     notifier_schema: str = "notifier"
-    events_exchange: str = EXCHANGE_DEFAULT
-    ledger_queue: str = LEDGER_QUEUE_DEFAULT
-    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
-    commands_queue: str = COMMANDS_QUEUE_DEFAULT
     resend_api_key: OptionalSecret = None
     resend_api_url: str = "https://api.resend.com"
     email_from: str = "ChainSights <hello@chainsights.one>"
@@ -48,18 +43,6 @@ class Settings(BaseServiceSettings):
     notify_resume_interval: PositiveDuration = timedelta(seconds=30)
     health_host: str = "0.0.0.0"
     health_port: int = Field(default=8081, ge=0, le=65535)
-
-    @property
-    def broker_names(self) -> BrokerNames:
-        """The exchange and the built-in subscribers' queues, as configured."""
-        return BrokerNames(
-            self.events_exchange, self.ledger_queue, self.notifier_queue, self.commands_queue
-        )
-
-    @property
-    def topology(self) -> Topology:
-        """The whole system's topology under these names: every service declares all of it."""
-        return Topology.of(self.broker_names)
 
     @field_validator("alert_email_to")
     @classmethod

@@ -19,16 +19,10 @@ from chassis.settings import (
     OptionalPath,
     OptionalSecret,
     OptionalText,
+    TopologySettings,
 )
-from chassis.topology import Topology
 from contracts.events import JOB_NAME_PATTERN
-from contracts.topology import (
-    COMMANDS_QUEUE_DEFAULT,
-    EXCHANGE_DEFAULT,
-    LEDGER_QUEUE_DEFAULT,
-    NOTIFIER_QUEUE_DEFAULT,
-    BrokerNames,
-)
+from contracts.topology import BrokerNameSettings
 from recalculator.governance import DEFAULT_HUB_URL, SourceKind
 
 JOB_NAME_DEFAULT = "weekly-gvs-recalculation"
@@ -55,14 +49,10 @@ def _http_url(value: str | None) -> str | None:
 OptionalHttpUrl = Annotated[OptionalText, AfterValidator(_http_url)]
 
 
-class Settings(BaseServiceSettings):
+class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     """What the recalculator reads from the environment; see the README's Settings table."""
 
     recalc_schema: str = Field(default="recalc", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    events_exchange: str = EXCHANGE_DEFAULT
-    ledger_queue: str = LEDGER_QUEUE_DEFAULT
-    notifier_queue: str = NOTIFIER_QUEUE_DEFAULT
-    commands_queue: str = COMMANDS_QUEUE_DEFAULT
     job_name: str = Field(default=JOB_NAME_DEFAULT, pattern=JOB_NAME_PATTERN)
     job_schedule: CronExpression = "0 0 * * 1"
     dao_concurrency: int = Field(default=8, ge=1, le=256)
@@ -79,15 +69,3 @@ class Settings(BaseServiceSettings):
     shutdown_grace: Duration = timedelta(seconds=30)
     health_host: str = "0.0.0.0"
     health_port: int = Field(default=8082, ge=0, le=65535)
-
-    @property
-    def broker_names(self) -> BrokerNames:
-        """The exchange and the built-in subscribers' queues, as configured."""
-        return BrokerNames(
-            self.events_exchange, self.ledger_queue, self.notifier_queue, self.commands_queue
-        )
-
-    @property
-    def topology(self) -> Topology:
-        """The whole system's topology under these names: every service declares all of it."""
-        return Topology.of(self.broker_names)
