@@ -85,6 +85,8 @@ def _recalculator(
         recalc_schema=schema,
         governance_source="snapshot",
         snapshot_hub_url=hub_url,
+        # The loopback hub has no limit to respect: pacing would measure the limiter instead.
+        snapshot_rate_limit="1000000",
     )
     return ServiceProcess(f"recalculator-{schema}", ["recalculator", "run"], env, logs)
 

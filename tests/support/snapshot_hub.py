@@ -8,8 +8,11 @@ answers, and is recorded, so a test can assert that our queries are ones the hub
 resolves to nothing.
 
 Per space it can be told to misbehave (``misbehave(space, Fault.HANG, times=2)``): answer
-HTTP 500, hang past the client's timeout, answer malformed JSON, or answer data of the wrong
-shape, on every request or on the next ``times`` requests only (to test retries)::
+HTTP 500, hang past the client's timeout, answer malformed JSON, answer data of the wrong
+shape, or refuse with 429 (rate limited) or 503 (unavailable), with a ``Retry-After`` header
+when given one (``misbehave(space, Fault.RATE_LIMITED, times=1, retry_after="2")``), on every
+request or on the next ``times`` requests only (to test retries). Each ``ReceivedQuery``
+keeps when it arrived (``time.monotonic()``, the clock of asyncio's loop) and its headers::
 
     aave = HubSpace("aave.eth", proposals=[hub_proposal("aave.eth", "p1")])
     async with SnapshotHub([aave]) as hub:
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +67,8 @@ class Fault(enum.Enum):
     HANG = "hang"
     MALFORMED_JSON = "malformed_json"
     WRONG_SHAPE = "wrong_shape"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,16 @@ class ReceivedQuery:
     spaces: tuple[str, ...]
     status: int
     fault: Fault | None
+    at: float = 0.0
+    """When it arrived, by ``time.monotonic()`` (the event loop's clock)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class _FaultPlan:
     fault: Fault
     remaining: int | None
+    retry_after: str | None = None
 
 
 @dataclass
@@ -247,9 +257,12 @@ class SnapshotHub:
         """Every validation error of every query received, in order."""
         return [error for query in self.received for error in query.validation_errors]
 
-    def misbehave(self, space: str, fault: Fault, *, times: int | None = None) -> None:
-        """Makes requests touching ``space`` fail with ``fault``: always, or ``times`` times."""
-        self._faults[space] = _FaultPlan(fault, times)
+    def misbehave(
+        self, space: str, fault: Fault, *, times: int | None = None, retry_after: str | None = None
+    ) -> None:
+        """Makes requests touching ``space`` fail with ``fault``: always, or ``times`` times;
+        ``retry_after`` is the ``Retry-After`` header of a 429 or 503, as sent."""
+        self._faults[space] = _FaultPlan(fault, times, retry_after)
 
     def behave(self, space: str) -> None:
         self._faults.pop(space, None)
@@ -279,6 +292,7 @@ class SnapshotHub:
         self._url = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = (time.monotonic(), dict(request.headers))
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         try:
@@ -286,16 +300,16 @@ class SnapshotHub:
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return self._record_invalid("", {}, ["Must provide query string."])
+            return self._record_invalid("", {}, ["Must provide query string."], arrived)
         query: str = body["query"]
         variables = body.get("variables") or {}
         try:
             document = parse(query)
         except GraphQLError as error:
-            return self._record_invalid(query, variables, [error.message])
+            return self._record_invalid(query, variables, [error.message], arrived)
         errors = validate(self._schema, document)
         if errors:
-            return self._record_invalid(query, variables, [e.message for e in errors])
+            return self._record_invalid(query, variables, [e.message for e in errors], arrived)
         context = _Context()
         result = execute_sync(
             self._schema,
@@ -305,20 +319,27 @@ class SnapshotHub:
             variable_values=variables,
             operation_name=body.get("operationName"),
         )
-        fault = self._take_fault(context.spaces)
-        response = await self._answer(fault, result.formatted)
+        plan = self._take_fault(context.spaces)
+        fault = plan.fault if plan else None
+        response = await self._answer(plan, result.formatted)
+        spaces = tuple(context.spaces)
         self.received.append(
-            ReceivedQuery(query, variables, (), tuple(context.spaces), response.status, fault)
+            ReceivedQuery(query, variables, (), spaces, response.status, fault, *arrived)
         )
         return response
 
     def _record_invalid(
-        self, query: str, variables: Mapping[str, Any], messages: list[str]
+        self,
+        query: str,
+        variables: Mapping[str, Any],
+        messages: list[str],
+        arrived: tuple[float, dict[str, str]],
     ) -> web.Response:
-        self.received.append(ReceivedQuery(query, variables, tuple(messages), (), 400, None))
+        errors = tuple(messages)
+        self.received.append(ReceivedQuery(query, variables, errors, (), 400, None, *arrived))
         return web.json_response({"errors": [{"message": m} for m in messages]}, status=400)
 
-    def _take_fault(self, spaces: Sequence[str]) -> Fault | None:
+    def _take_fault(self, spaces: Sequence[str]) -> _FaultPlan | None:
         for space in spaces:
             plan = self._faults.get(space)
             if plan is None:
@@ -327,10 +348,15 @@ class SnapshotHub:
                 plan.remaining -= 1
                 if plan.remaining <= 0:
                     del self._faults[space]
-            return plan.fault
+            return plan
         return None
 
-    async def _answer(self, fault: Fault | None, formatted: Mapping[str, Any]) -> web.Response:
+    async def _answer(self, plan: _FaultPlan | None, formatted: Mapping[str, Any]) -> web.Response:
+        fault = plan.fault if plan else None
+        if plan is not None and fault in (Fault.RATE_LIMITED, Fault.UNAVAILABLE):
+            status = 429 if fault is Fault.RATE_LIMITED else 503
+            headers = {"Retry-After": plan.retry_after} if plan.retry_after is not None else {}
+            return web.Response(status=status, text="slow down", headers=headers)
         if fault is Fault.SERVER_ERROR:
             return web.Response(status=500, text="Internal Server Error")
         if fault is Fault.MALFORMED_JSON:

@@ -23,7 +23,7 @@ from chassis.settings import (
 )
 from contracts.events import JOB_NAME_PATTERN
 from contracts.topology import BrokerNameSettings
-from recalculator.governance import DEFAULT_HUB_URL, SourceKind
+from recalculator.governance import DEFAULT_HUB_URL, RequestsPerMinute, SourceKind
 
 JOB_NAME_DEFAULT = "weekly-gvs-recalculation"
 
@@ -62,6 +62,8 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     governance_source: SourceKind = "snapshot"
     governance_data: OptionalPath = None
     snapshot_hub_url: str = DEFAULT_HUB_URL
+    snapshot_api_key: OptionalSecret = None
+    snapshot_rate_limit: RequestsPerMinute = None
     cache_revalidate_url: OptionalHttpUrl = None
     cache_revalidate_secret: OptionalSecret = None
     cache_revalidate_timeout: Duration = timedelta(seconds=10)

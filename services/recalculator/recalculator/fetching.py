@@ -2,8 +2,10 @@
 
 Each attempt is bounded by ``DAO_TIMEOUT`` (a source that hangs counts as a transient error);
 ``TransientSourceError`` is retried ``DAO_RETRIES`` times (default 2) with exponential backoff
-and jitter; ``PermanentSourceError`` is not retried. Whatever failed, the caller gets one
-``DaoFetchFailed`` with the last error and the number of attempts made.
+and jitter; ``PermanentSourceError`` is not retried. The attempt's deadline is handed to the
+source (``fetch_deadline``): a wait the hub asks for (``Retry-After``) is spent inside the
+attempt's budget, or refused at once when it would not fit. Whatever failed, the caller gets
+one ``DaoFetchFailed`` with the last error and the number of attempts made.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from recalculator.governance import (
     PermanentSourceError,
     SourceError,
     TransientSourceError,
+    fetch_deadline,
 )
 from recalculator.scoring import GovernanceData
 
@@ -87,8 +90,10 @@ async def fetch_with_retries(
 async def _attempt(
     source: GovernanceSource, dao: DaoRef, since: datetime, timeout_s: float
 ) -> GovernanceData:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    token = fetch_deadline.set(deadline)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout_at(deadline):
             return await source.fetch(dao, since)
     except TimeoutError:
         # The source's own timeouts are per request; this one bounds the whole attempt
@@ -96,3 +101,5 @@ async def _attempt(
         raise TransientSourceError(
             f"governance data for DAO {dao.id} not fetched within {timeout_s:g}s"
         ) from None
+    finally:
+        fetch_deadline.reset(token)

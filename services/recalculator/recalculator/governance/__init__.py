@@ -2,12 +2,14 @@
 
 from recalculator.governance.factory import SourceKind, make_source
 from recalculator.governance.file import FileSource
+from recalculator.governance.pacing import RequestsPerMinute, SlidingWindowLimiter
 from recalculator.governance.snapshot import DEFAULT_HUB_URL, SnapshotSource
 from recalculator.governance.source import (
     GovernanceSource,
     PermanentSourceError,
     SourceError,
     TransientSourceError,
+    fetch_deadline,
 )
 
 __all__ = [
@@ -15,9 +17,12 @@ __all__ = [
     "FileSource",
     "GovernanceSource",
     "PermanentSourceError",
+    "RequestsPerMinute",
+    "SlidingWindowLimiter",
     "SnapshotSource",
     "SourceError",
     "SourceKind",
     "TransientSourceError",
+    "fetch_deadline",
     "make_source",
 ]

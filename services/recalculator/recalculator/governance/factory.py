@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal, get_args
 
 import aiohttp
+from pydantic import SecretStr
 
 from recalculator.governance.file import FileSource
+from recalculator.governance.pacing import SlidingWindowLimiter, hub_rate_limit
 from recalculator.governance.snapshot import DEFAULT_HUB_URL, SnapshotSource
 from recalculator.governance.source import GovernanceSource
+
+logger = logging.getLogger(__name__)
 
 SourceKind = Literal["snapshot", "file"]
 
@@ -21,9 +26,13 @@ def make_source(
     hub_url: str = DEFAULT_HUB_URL,
     data_path: Path | None = None,
     timeout_s: float = 20.0,
+    api_key: SecretStr | None = None,
+    rate_limit: int | None = None,
 ) -> GovernanceSource:
     """Returns the source for ``kind``: ``snapshot`` needs ``session`` (owned by the caller),
-    ``file`` needs ``data_path`` naming an existing file.
+    sends ``api_key`` if given and at most ``rate_limit`` requests a minute (by default the
+    hub's limit for keyed or keyless access); ``file`` needs ``data_path`` naming an existing
+    file.
 
     Raises ``ValueError`` naming the setting at fault for an unknown kind, a missing session,
     or a missing data file, so that a misconfigured service stops at start rather than failing
@@ -32,7 +41,20 @@ def make_source(
     if kind == "snapshot":
         if session is None:
             raise ValueError("GOVERNANCE_SOURCE=snapshot needs an aiohttp session")
-        return SnapshotSource(session, hub_url=hub_url, timeout_s=timeout_s)
+        with_key = api_key is not None and bool(api_key.get_secret_value())
+        per_minute = hub_rate_limit(rate_limit, with_key=with_key)
+        logger.info(
+            "Snapshot hub requests paced at %d a minute, %s an API key",
+            per_minute,
+            "with" if with_key else "without",
+        )
+        return SnapshotSource(
+            session,
+            hub_url=hub_url,
+            timeout_s=timeout_s,
+            api_key=api_key,
+            limiter=SlidingWindowLimiter(per_minute),
+        )
     if kind == "file":
         if data_path is None:
             raise ValueError("GOVERNANCE_SOURCE=file needs GOVERNANCE_DATA, the JSON file's path")

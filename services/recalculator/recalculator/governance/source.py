@@ -8,11 +8,16 @@ answer of the wrong shape, a DAO missing from a data file). The caller retries o
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Protocol
 
 from recalculator.daos import DaoRef
 from recalculator.scoring import GovernanceData
+
+fetch_deadline: ContextVar[float | None] = ContextVar("fetch_deadline", default=None)
+"""The event-loop time by which the current ``fetch`` must be done, set by the caller that
+bounds it. A source asked to wait past it (a hub's ``Retry-After``) fails at once instead."""
 
 
 class SourceError(Exception):
