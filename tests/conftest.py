@@ -11,7 +11,6 @@ from aio_pika.abc import AbstractRobustConnection
 
 from contracts.topology import BrokerNames
 from tests.harness.scratch import drop_schemas, remove_topology, topology_named
-from tests.harness.stack import Stack
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -58,19 +57,3 @@ async def amqp(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(amqp_url)
     yield connection
     await connection.close()
-
-
-@pytest.fixture
-async def stack(
-    database_url: str,
-    amqp_url: str,
-    schema: str,
-    topology: BrokerNames,
-    amqp: AbstractRobustConnection,
-) -> AsyncIterator[Stack]:
-    """This test's schema, broker names, broker connection and reserved ports in one object."""
-    test_stack = Stack(database_url, amqp_url, schema, topology, amqp)
-    try:
-        yield test_stack
-    finally:
-        test_stack.release_ports()

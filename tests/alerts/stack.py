@@ -22,17 +22,11 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from contracts import BrokerNames, encode_event, routing_key
 from contracts.events import Envelope
 from tests.alerts.scenarios import Scenario
-from tests.support.cleanup import drop_schemas, remove_topology
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import SCRIPTS, ServiceProcess, run_command, wait_http_ok
+from tests.harness.scratch import drop_schemas, remove_topology, service_env, topology_named
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
-from tests.support.processes import (
-    SCRIPTS,
-    ServiceProcess,
-    free_port,
-    run_command,
-    service_env,
-    wait_http_ok,
-)
 from tests.support.services import ServiceUrls
 
 PASSWORD = "alert-truth-table-password"
@@ -89,10 +83,14 @@ def _slot_schedule(now: datetime) -> tuple[str, datetime]:
 
 
 def _environment(
-    services: ServiceUrls, scenario: Scenario, unique: str, resend: FakeResend, slack: FakeSlack
+    services: ServiceUrls,
+    scenario: Scenario,
+    unique: str,
+    http_port: int,
+    providers: tuple[FakeResend, FakeSlack],
 ) -> dict[str, str]:
     topology = _topology(unique)
-    http_port = free_port()
+    resend, slack = providers
     configured = scenario.channels == "configured"
     env = service_env(services.database_url, services.amqp_url, topology)
     env.update(
@@ -128,12 +126,7 @@ def _environment(
 
 
 def _topology(unique: str) -> BrokerNames:
-    return BrokerNames(
-        exchange=f"alerts.{unique}.events",
-        ledger_queue=f"alerts.{unique}.job-ledger.events",
-        notifier_queue=f"alerts.{unique}.notifier.events",
-        commands_queue=f"alerts.{unique}.recalculator.commands",
-    )
+    return topology_named(f"alerts.{unique}")
 
 
 async def _install_ledger_before_the_slot(env: dict[str, str], database_url: str) -> None:
@@ -159,14 +152,18 @@ async def alert_stack(
 ) -> AsyncIterator[AlertStack]:
     """The notifier running and the ledger ready to start; everything removed afterwards."""
     unique = uuid.uuid4().hex[:8]
-    async with FakeResend() as resend, FakeSlack() as slack:
-        env = _environment(services, scenario, unique, resend, slack)
+    async with (
+        FakeResend() as resend,
+        FakeSlack() as slack,
+        ReservedPort() as http_port,
+        ReservedPort() as notifier_port,
+    ):
+        env = _environment(services, scenario, unique, http_port.port, (resend, slack))
         if scenario.schedule_slot:
             await _install_ledger_before_the_slot(env, services.database_url)
         ledger = ServiceProcess("job-ledger", ["job-ledger", "serve"], env, logs)
-        notifier_port = free_port()
         notifier = ServiceProcess(
-            "notifier", ["notifier", "serve", "--port", str(notifier_port)], env, logs
+            "notifier", ["notifier", "serve", "--port", str(notifier_port.port)], env, logs
         )
         amqp = await aio_pika.connect_robust(services.amqp_url)
         stack = AlertStack(
@@ -183,7 +180,7 @@ async def alert_stack(
         )
         try:
             await notifier.start()
-            await wait_http_ok(f"http://127.0.0.1:{notifier_port}/readyz", notifier)
+            await wait_http_ok(f"http://127.0.0.1:{notifier_port.port}/readyz", notifier)
             yield stack
         finally:
             await notifier.stop()

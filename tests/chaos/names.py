@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from contracts.topology import BrokerNames
+from tests.harness.scratch import topology_named
 
 Service = Literal["ledger", "notifier", "worker"]
 
@@ -35,13 +36,7 @@ class Names:
 
     @property
     def topology(self) -> BrokerNames:
-        prefix = f"chaos.{self.run_id}"
-        return BrokerNames(
-            exchange=f"{prefix}.events",
-            ledger_queue=f"{prefix}.job-ledger.events",
-            notifier_queue=f"{prefix}.notifier.events",
-            commands_queue=f"{prefix}.recalculator.commands",
-        )
+        return topology_named(f"chaos.{self.run_id}")
 
 
 @dataclass

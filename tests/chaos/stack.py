@@ -23,13 +23,14 @@ from typing import Self
 import aio_pika
 import asyncpg
 
-from chassis.topology import Topology
 from tests.chaos.names import Names, Service, StackOptions
 from tests.chaos.providers import CountingResend, CountingSlack
 from tests.chaos.runs import ExpectedRun, ExpectedStatus
 from tests.chaos.tap import ExchangeTap
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import SCRIPTS, ServiceProcess, run_command, wait_http_ok
+from tests.harness.scratch import drop_schemas, remove_topology, service_env
 from tests.support.broker import eventually
-from tests.support.processes import SCRIPTS, ServiceProcess, free_port, wait_http_ok
 
 PASSWORD = "chaos-admin-password-0123456789"
 RESEND_KEY = "re_chaos_key"
@@ -63,7 +64,10 @@ class Stack:
         self.options = options or StackOptions()
         self.resend = CountingResend(RESEND_KEY)
         self.slack = CountingSlack()
-        self.ports: dict[Service, int] = {s: free_port() for s in ("ledger", "notifier", "worker")}
+        services: tuple[Service, ...] = ("ledger", "notifier", "worker")
+        self._reserved = {service: ReservedPort() for service in services}
+        self.ports: dict[Service, int] = {s: r.port for s, r in self._reserved.items()}
+        """Each service's HTTP port, held for it from here to the end, across its restarts."""
         self.processes: dict[Service, ServiceProcess] = {}
         self.pool: asyncpg.Pool | None = None
         self.tap = ExchangeTap(amqp_url, self.names.topology)
@@ -97,45 +101,31 @@ class Stack:
             )
             await self._stack.aclose()
         finally:
+            for reserved in self._reserved.values():
+                reserved.close()
             await self.remove()
 
     async def remove(self) -> None:
         """Drop the schemas, the queues and the exchange. Idempotent."""
         if self.pool is not None:
-            for name in (
-                self.names.recalc_schema,
-                self.names.ledger_schema,
-                self.names.notifier_schema,
-            ):
-                with contextlib.suppress(asyncpg.PostgresError, OSError):
-                    await self.pool.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             await self.pool.close()
             self.pool = None
+            schemas = (self.names.recalc_schema, self.names.ledger_schema)
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await drop_schemas(self.database_url, *schemas, self.names.notifier_schema)
         await self.tap.delete()
         with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
-            connection = await aio_pika.connect(self.amqp_url, timeout=10)
-            try:
-                topology = self.names.topology
-                for spec in Topology.of(topology).queues:
-                    for name in (spec.name, spec.dead_letter_queue):
-                        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                            await (await connection.channel()).queue_delete(name)
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await (await connection.channel()).exchange_delete(topology.exchange)
-            finally:
-                await connection.close()
+            await remove_topology(self.amqp_url, self.names.topology)
 
     def env(self, service: Service) -> dict[str, str]:
         """The exact environment ``service`` runs with (the shell's settings scrubbed)."""
-        topology = self.names.topology
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env |= service_env(
+            self.options.database_urls.get(service, self.database_url),
+            self.options.amqp_urls.get(service, self.amqp_url),
+            self.names.topology,
+        )
         env.update(
-            DATABASE_URL=self.options.database_urls.get(service, self.database_url),
-            AMQP_URL=self.options.amqp_urls.get(service, self.amqp_url),
-            EVENTS_EXCHANGE=topology.exchange,
-            LEDGER_QUEUE=topology.ledger_queue,
-            NOTIFIER_QUEUE=topology.notifier_queue,
-            COMMANDS_QUEUE=topology.commands_queue,
             RECALC_SCHEMA=self.names.recalc_schema,
             LEDGER_SCHEMA=self.names.ledger_schema,
             NOTIFIER_SCHEMA=self.names.notifier_schema,
@@ -189,22 +179,8 @@ class Stack:
     ) -> tuple[int, str, str]:
         """Run a one-shot command of ``service``'s script; returns (exit code, stdout, stderr)."""
         script = {"ledger": "job-ledger", "notifier": "notifier", "worker": "recalculator"}
-        process = await asyncio.create_subprocess_exec(
-            str(SCRIPTS / script[service]),
-            *args,
-            env=self.env(service),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout_s)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        argv = [str(SCRIPTS / script[service]), *args]
+        return await run_command(argv, self.env(service), timeout_s=timeout_s)
 
     async def import_daos(self) -> None:
         """``recalculator daos import`` of the stack's registry; raises on a non-zero exit."""

@@ -22,13 +22,14 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from contracts import BrokerNames, parse_event
+from contracts import parse_event
+from tests.harness.ports import ReservedPort
+from tests.harness.processes import SCRIPTS, ServiceProcess, wait_http_ok
+from tests.harness.scratch import drop_schemas, remove_topology, service_env, topology_named
 from tests.support.broker import drain, eventually
-from tests.support.cleanup import drop_schemas, remove_topology
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.ledger_web import JOB_LOG_STORY_FIELDS
-from tests.support.processes import SCRIPTS, ServiceProcess, free_port, wait_http_ok
 from tests.support.services import ServiceUrls
 from tests.support.snapshot_hub import Fault, HubSpace, SnapshotHub, hub_proposal
 
@@ -115,20 +116,20 @@ async def stack(
         json.dumps([{"id": d, "name": f"DAO {d}", "snapshot_space": space_of(d)} for d in DAO_IDS])
     )
     schemas = (f"e2e_{unique}_recalc", f"e2e_{unique}_ledger", f"e2e_{unique}_notifier")
-    http_port, notifier_port, worker_port = free_port(), free_port(), free_port()
+    topology = topology_named(f"e2e.{unique}")
     connection = await aio_pika.connect_robust(services.amqp_url)
     async with (
         SnapshotHub(hub_spaces(), hang_s=30) as hub,
         FakeResend() as resend,
         FakeSlack() as slack,
+        ReservedPort() as http_reserved,
+        ReservedPort() as notifier_reserved,
+        ReservedPort() as worker_reserved,
     ):
+        http_port, notifier_port = http_reserved.port, notifier_reserved.port
+        worker_port = worker_reserved.port
         env = {
-            "DATABASE_URL": services.database_url,
-            "AMQP_URL": services.amqp_url,
-            "EVENTS_EXCHANGE": f"e2e.{unique}.events",
-            "LEDGER_QUEUE": f"e2e.{unique}.job-ledger.events",
-            "NOTIFIER_QUEUE": f"e2e.{unique}.notifier.events",
-            "COMMANDS_QUEUE": f"e2e.{unique}.recalculator.commands",
+            **service_env(services.database_url, services.amqp_url, topology),
             "RECALC_SCHEMA": schemas[0],
             "LEDGER_SCHEMA": schemas[1],
             "NOTIFIER_SCHEMA": schemas[2],
@@ -181,18 +182,8 @@ async def stack(
             for process in (worker, notifier, ledger):
                 await process.stop()
             await connection.close()
-            await _drop(services.database_url, schemas, env)
-
-
-async def _drop(database_url: str, schemas: tuple[str, ...], env: dict[str, str]) -> None:
-    await drop_schemas(database_url, *schemas)
-    topology = BrokerNames(
-        exchange=env["EVENTS_EXCHANGE"],
-        ledger_queue=env["LEDGER_QUEUE"],
-        notifier_queue=env["NOTIFIER_QUEUE"],
-        commands_queue=env["COMMANDS_QUEUE"],
-    )
-    await remove_topology(env["AMQP_URL"], topology)
+            await drop_schemas(services.database_url, *schemas)
+            await remove_topology(services.amqp_url, topology)
 
 
 def fail(hub: SnapshotHub, dao_ids: list[str], faults: list[Fault]) -> None:

@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
+from contracts.topology import BrokerNames
+from tests.harness.stack import Stack
 from tests.support.fake_resend import FakeResend
 from tests.support.fake_slack import FakeSlack
 from tests.support.ledger import open_ledger_pool
@@ -51,3 +54,19 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain HTTP client for this test (the admin pages' tests keep cookies in their own)."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def stack(
+    database_url: str,
+    amqp_url: str,
+    schema: str,
+    topology: BrokerNames,
+    amqp: AbstractRobustConnection,
+) -> AsyncIterator[Stack]:
+    """This test's schema, broker names, broker connection and reserved ports in one object."""
+    test_stack = Stack(database_url, amqp_url, schema, topology, amqp)
+    try:
+        yield test_stack
+    finally:
+        test_stack.release_ports()
