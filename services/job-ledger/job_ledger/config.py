@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
+from chassis.local_time import UTC_ZONE, TimeZone
 from chassis.settings import (
     BaseServiceSettings,
     CronExpression,
@@ -34,6 +35,7 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     ledger_schema: str = "ledger"
     admin_password: OptionalSecret = None
     admin_base_url: str = "http://localhost:8080"
+    admin_timezone: TimeZone = UTC_ZONE
     session_secret: OptionalSecret = None
     job_name: str = Field(default="weekly-gvs-recalculation", pattern=JOB_NAME_PATTERN)
     job_schedule: CronExpression = "0 0 * * 1"

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from chassis.local_time import UTC_ZONE, TimeZone
 from chassis.settings import (
     BaseServiceSettings,
     OptionalSecret,
@@ -34,6 +35,7 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     email_outbox_dir: Path = Path("var/emails")
     slack_webhook_url: OptionalSecret = None
     admin_base_url: str = "http://localhost:8080"
+    admin_timezone: TimeZone = UTC_ZONE
     # Only whether it is set matters here: with revalidation configured, a run that did not
     # revalidate the cache gets a warning instead of a green email.
     cache_revalidate_url: OptionalText = None
