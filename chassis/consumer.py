@@ -8,10 +8,13 @@
 | the handler raises a transient error         | requeued after a pause                         |
 | the handler raises anything else             | logged with its traceback, requeued after a    |
 |                                              | pause (the queue's delivery limit bounds it)   |
+| the handler acked it early, then raised      | logged with its traceback; it stays acked      |
 | the channel is gone under an ack or a nack   | logged; the broker redelivers it               |
 
 :class:`MessageConsumer` hands one model at a time to its handler, up to ``prefetch`` at once
 (``concurrency`` bounds that further; 1 handles messages one after another, in order).
+:class:`DeliveryConsumer` also hands the :class:`~chassis.delivery.Delivery`, so a handler
+whose work goes on after its commit can ack early.
 :class:`chassis.batch_consumer.BatchConsumer` hands batches. Both sit on a re-attaching
 :class:`chassis.attachment.Attachment` (their watch attaches a lost consumer again), count what
 they received and handled (:class:`DeliveryProgress`), and on :meth:`stop` take no new message
@@ -25,13 +28,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypedDict, TypeVar, Unpack
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment, watch_attachment
 from chassis.broker import publisher_channel
 from chassis.deadletter import dead_letter
+from chassis.delivery import Delivery, requeue
+from chassis.delivery import Rejected as Rejected
+from chassis.delivery import ack as ack
+from chassis.delivery import channel_closed as channel_closed
 from chassis.progress import DeliveryProgress
 from chassis.retry import describe, is_transient_database_error
 from chassis.topology import QueueSpec
@@ -49,44 +56,8 @@ WATCH_INTERVAL_S = 5.0
 _DEAD_LETTER_ERRORS: tuple[type[BaseException], ...] = (*CHANNEL_GONE_ERRORS, TimeoutError)
 
 
-class Rejected(Exception):
-    """A message that must not come back: it is dead-lettered with ``reason``.
-
-    ``cause`` is a short label for metrics (``invalid``, ``rejected``, ``sequence_conflict``).
-    """
-
-    def __init__(self, reason: str, *, cause: str = "rejected") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-
-
 Parse = Callable[[bytes], M]
 """Returns the model a body carries; raises :class:`Rejected` for a body that is none."""
-
-
-async def ack(message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
-    """Ack ``message``; an ack the gone channel cannot take is logged (it comes back)."""
-    try:
-        await message.ack(multiple=multiple)
-    except CHANNEL_GONE_ERRORS as exc:
-        log.warning("could not ack %s (it will be redelivered): %s", message.message_id, exc)
-
-
-async def requeue(message: AbstractIncomingMessage) -> None:
-    """Give ``message`` back to the queue; on a gone channel the broker does that itself."""
-    try:
-        await message.nack(requeue=True)
-    except CHANNEL_GONE_ERRORS as exc:
-        log.warning("could not requeue %s (redelivered anyway): %s", message.message_id, exc)
-
-
-def channel_closed(message: AbstractIncomingMessage) -> bool:
-    """Whether the channel ``message`` came on is closed (the broker took it back)."""
-    try:
-        return message.channel.is_closed
-    except CHANNEL_GONE_ERRORS:
-        return True
 
 
 class QueueConsumer:
@@ -200,15 +171,29 @@ class QueueConsumer:
             await requeue(message)
 
 
-class MessageConsumer(QueueConsumer, Generic[M]):
-    """Hands each message's model to ``handler``; acks once it returned (module docstring)."""
+class ConsumerOptions(TypedDict, total=False):
+    """How a :class:`DeliveryConsumer` consumes, beyond its queue, parser and handler."""
+
+    prefetch: int
+    concurrency: int | None
+    is_transient: Callable[[BaseException], bool]
+    on_dead_letter: Callable[[Rejected], None]
+    on_requeue: Callable[[], None]
+    requeue_pause_s: float
+    watch_interval_s: float
+
+
+class DeliveryConsumer(QueueConsumer, Generic[M]):
+    """Hands each message's model and its :class:`Delivery` to ``handler``, which may ack it
+    before it returns; acks it once the handler returned (module docstring). Once acked, a
+    failing handler is logged and nothing comes back."""
 
     def __init__(
         self,
         connection: AbstractRobustConnection,
         queue: QueueSpec,
         parse: Parse[M],
-        handler: Callable[[M], Awaitable[object]],
+        handler: Callable[[M, Delivery], Awaitable[object]],
         *,
         prefetch: int = 10,
         concurrency: int | None = None,
@@ -265,18 +250,23 @@ class MessageConsumer(QueueConsumer, Generic[M]):
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Parse, handle and settle ``message``; raises nothing but a cancellation (which
         gives the message back to the queue if its handler had not returned)."""
+        delivery = Delivery(message)
         try:
             model = self._parse(message.body)
-            await self._handler(model)
+            await self._handler(model, delivery)
         except asyncio.CancelledError:
-            await requeue(message)
+            if not delivery.acked:
+                await requeue(message)
             raise
-        except Rejected as rejected:
-            await self._dead_letter(message, rejected)
         except Exception as exc:
-            await self._requeue_after_failure([message], exc)
+            if delivery.acked:
+                log.exception("handling acked message %s failed", message.message_id)
+            elif isinstance(exc, Rejected):
+                await self._dead_letter(message, exc)
+            else:
+                await self._requeue_after_failure([message], exc)
         else:
-            await ack(message)
+            await delivery.ack()
 
     async def _finish(self, timeout_s: float) -> None:
         if self._handling:
@@ -285,3 +275,20 @@ class MessageConsumer(QueueConsumer, Generic[M]):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._stopped.set()
+
+
+class MessageConsumer(DeliveryConsumer[M]):
+    """Hands each message's model to ``handler``; acks once it returned (module docstring)."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        queue: QueueSpec,
+        parse: Parse[M],
+        handler: Callable[[M], Awaitable[object]],
+        **options: Unpack[ConsumerOptions],
+    ) -> None:
+        async def without_delivery(model: M, _: Delivery) -> object:
+            return await handler(model)
+
+        super().__init__(connection, queue, parse, without_delivery, **options)

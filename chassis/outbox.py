@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from chassis.broker import publisher_channel
 from chassis.database import Connection
-from chassis.migrations import MigrationSource
+from chassis.migrations import MigrationSource, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet confirmed by the b
 
 OUTBOX_COLUMNS = "outbox (message_id, exchange, routing_key, body, properties)"
 """The columns a message is written into, in this order: the message id, the exchange, the
-routing key, the body and :func:`message_properties` (for a statement of the caller's own)."""
+routing key, the body and :func:`message_properties` (for the chassis's own statements)."""
 
 
 def message_properties(message: aio_pika.Message) -> str:
     """The ``properties`` column for ``message`` (JSON): what the relay rebuilds it from.
 
-    For a caller that writes its outbox row in a statement of its own (see ``enqueue``).
+    For the chassis's statements that write an outbox row (see ``enqueue``).
     """
     properties = {
         "content_type": message.content_type,
@@ -86,6 +86,19 @@ async def enqueue(
         routing_key,
         message.body,
         message_properties(message),
+    )
+
+
+async def copy_outbox(
+    conn: Connection, source_schema: str, target_schema: str, exchange: str
+) -> None:
+    """Enqueue in ``target_schema``'s outbox, for ``exchange``, a copy of every message in
+    ``source_schema``'s, in order (a benchmark replaying a real run's messages, say)."""
+    await conn.execute(
+        f"INSERT INTO {quote_ident(target_schema)}.{OUTBOX_COLUMNS}"
+        " SELECT message_id, $1, routing_key, body, properties"
+        f" FROM {quote_ident(source_schema)}.outbox ORDER BY id",
+        exchange,
     )
 
 

@@ -146,9 +146,14 @@ async def retry_transient(
         stop=stop,
         before_sleep=before_sleep,
     )
+
+    async def attempt() -> T:
+        # An async function, so tenacity awaits it whatever ``step`` is (a lambda, a partial).
+        return await step()
+
     started = time.monotonic()
     try:
-        result: T = await retrying(step)
+        result: T = await retrying(attempt)
     except RetryError as gave_up:
         last = gave_up.last_attempt.exception()
         assert last is not None  # a RetryError follows a failed attempt only

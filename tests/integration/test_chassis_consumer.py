@@ -18,8 +18,9 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from chassis.batch_consumer import BatchConsumer
 from chassis.broker import declare_queue
-from chassis.consumer import MessageConsumer, QueueConsumer, Rejected
+from chassis.consumer import DeliveryConsumer, MessageConsumer, QueueConsumer, Rejected
 from chassis.deadletter import REASON_HEADER
+from chassis.delivery import Delivery
 from chassis.topology import QueueSpec
 from tests.support.broker import collect, eventually
 
@@ -288,3 +289,39 @@ async def test_a_batch_is_retried_in_place_through_a_transient_error(
     assert handler.batches == [[1, 2]] * 3
     assert retries == ["ConnectionResetError", "SerializationError"]
     assert await queue_depth(amqp, spec.name) == (0, 0)
+
+
+async def test_a_handler_that_acked_early_and_then_failed_does_not_get_the_message_again(
+    amqp: AbstractRobustConnection, spec: QueueSpec, publisher: AbstractChannel
+) -> None:
+    seen: list[int] = []
+
+    async def acks_then_fails(number: int, delivery: Delivery) -> None:
+        seen.append(number)
+        await delivery.ack()
+        raise KeyError("a bug after the commit")
+
+    consumer = DeliveryConsumer(amqp, spec, parse_number, acks_then_fails, requeue_pause_s=0.05)
+    async with consuming(consumer):
+        await publish(publisher, spec, b"5", b"6")
+        await eventually(lambda: asyncio.sleep(0, consumer.progress.handled), lambda n: n == 2)
+        await asyncio.sleep(0.3)  # a requeued message would be back by now
+    assert seen == [5, 6]
+    assert (await queue_depth(amqp, spec.name))[0] == 0
+
+
+async def test_a_handler_cancelled_at_stop_after_its_early_ack_leaves_nothing_in_the_queue(
+    amqp: AbstractRobustConnection, spec: QueueSpec, publisher: AbstractChannel
+) -> None:
+    acked = asyncio.Event()
+
+    async def acks_then_hangs(number: int, delivery: Delivery) -> None:
+        await delivery.ack()
+        acked.set()
+        await asyncio.Event().wait()
+
+    consumer = DeliveryConsumer(amqp, spec, parse_number, acks_then_hangs, concurrency=1)
+    async with consuming(consumer, stop_timeout_s=0.2):
+        await publish(publisher, spec, b"7")
+        await asyncio.wait_for(acked.wait(), 10)
+    assert (await queue_depth(amqp, spec.name))[0] == 0
