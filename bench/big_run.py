@@ -3,8 +3,8 @@
 Reported without a goal: on the file source a DAO is scored in well under a millisecond, so
 this compares CPU-bound work sharing the machine's cores, not the cost of monitoring (the
 monitoring-CPU and slow-hub stages measure that). The limit: the recalculator's own run in
-this process (scoring, score rows and outbox rows) with publishing and the ledger switched off
-(``bootstrap(with_broker=False)``), timed around ``Recalculation.run``. Ours: the real
+this process (scoring, score rows and outbox rows) with no broker and no ledger (the run built
+by ``build_recalculation`` on a pool of its own), timed around ``Recalculation.run``. Ours: the real
 ``recalculator run`` process (relaying its outbox) with ``job-ledger serve`` already running,
 timed the same way from the run's start (the job's ``started_at``, so the process's start-up
 counts for neither side) until the bench sees the ledger's ``job_logs`` row complete. The sides
@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import orjson
 from pydantic import SecretStr
@@ -34,9 +35,10 @@ from bench.stage_env import (
     stage_logs,
 )
 from chassis.database import create_pool
-from recalculator.bootstrap import bootstrap, migrate_schema
+from recalculator.bootstrap import build_recalculation, migrate_schema, open_pool
 from recalculator.config import Settings
 from recalculator.daos import DaoRecord
+from recalculator.jobs import JobStore
 from recalculator.registry import import_daos
 from recalculator.run import RunRequest
 from tests.harness.ports import ReservedPort
@@ -106,9 +108,11 @@ async def prepare(endpoints: Endpoints, schema: str, data: Path, records: list[D
 async def scoring_limit(endpoints: Endpoints, schema: str, data: Path) -> tuple[float, int]:
     """Time one run with no broker and no ledger; returns (seconds, DAOs processed)."""
     settings = settings_for(endpoints, schema, data)
-    async with bootstrap(settings, with_broker=False) as app:
+    async with open_pool(settings) as pool, aiohttp.ClientSession() as session:
+        store = JobStore(pool, settings.events_exchange)
+        recalculation = build_recalculation(settings, pool, session, store)
         begun = time.perf_counter()
-        outcome = await app.recalculation.run(RunRequest(JOB_NAME, "manual"))
+        outcome = await recalculation.run(RunRequest(JOB_NAME, "manual"))
         elapsed = time.perf_counter() - begun
     if outcome.finished is None or outcome.status != "completed":
         raise RuntimeError(f"the scoring run ended {outcome.status}: {outcome.message}")

@@ -1,7 +1,7 @@
 """Stage 7, the CPU cost of monitoring: CPU per event over every process a run's events cross.
 
 The events are a real run's: a 20,000-DAO run on the file source, scored with no broker
-(``bootstrap(with_broker=False)``), leaves its 20,002 events in its outbox (setup, not
+(``bench.big_run.scoring_limit``), leaves its 20,002 events in its outbox (setup, not
 measured). Each side then carries those events from an outbox or memory to committed rows:
 
 - ours: the services' relay loop (``OutboxRelay.run`` in a process of its own), RabbitMQ and
@@ -51,6 +51,7 @@ from bench.stage_env import (
 )
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from chassis.outbox import copy_outbox
 from job_ledger.migrations import MIGRATIONS as LEDGER_MIGRATIONS
 from tests.harness.ports import ReservedPort
 from tests.harness.processes import ServiceProcess, started, wait_http_ok
@@ -148,12 +149,7 @@ async def bare_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample
 async def _fill_outbox(database_url: str, source: str, target: str, exchange: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            f'INSERT INTO "{target}".outbox (message_id, exchange, routing_key, body, properties)'
-            f' SELECT message_id, $1, routing_key, body, properties FROM "{source}".outbox'
-            " ORDER BY id",
-            exchange,
-        )
+        await copy_outbox(conn, source, target, exchange)
     finally:
         await conn.close()
 

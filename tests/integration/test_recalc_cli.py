@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from contracts import JobFinished, JobStarted, parse_event
-from recalculator.guard import run_lock
+from recalculator.run_lock import run_lock
 from tests.harness.processes import run_command
 from tests.harness.stack import Stack
 from tests.support.broker import collect, consumer_count, eventually, tap_exchange

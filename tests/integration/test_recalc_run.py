@@ -29,8 +29,8 @@ from contracts import (
 )
 from recalculator.bootstrap import App, bootstrap
 from recalculator.config import Settings
-from recalculator.guard import run_lock
 from recalculator.run import RunRequest
+from recalculator.run_lock import run_lock
 from recalculator.scoring import GovernanceData, GvsScore
 from tests.harness.stack import Stack
 from tests.support.broker import collect, drain, tap_exchange

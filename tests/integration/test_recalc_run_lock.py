@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from yarl import URL
 
-from recalculator.guard import run_lock
+from recalculator.run_lock import run_lock
 from tests.support.broker import eventually
 from tests.support.postgres import ensure_postgres_started, restart_postgres
 from tests.support.tcp_proxy import TcpProxy
@@ -82,14 +82,14 @@ def guard_logs(caplog: pytest.LogCaptureFixture, level: int, says: str) -> list[
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "recalculator.guard" and r.levelno == level and says in r.getMessage()
+        if r.name == "recalculator.run_lock" and r.levelno == level and says in r.getMessage()
     ]
 
 
 async def test_the_run_lock_is_held_again_within_seconds_after_a_postgres_restart(
     database_url: str, locking_schema: str, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="recalculator.guard")
+    caplog.set_level(logging.INFO, logger="recalculator.run_lock")
     ours_name = f"run-lock-{unique}"
     ours = await open_pool(database_url, locking_schema, ours_name)
     other = await open_pool(database_url, locking_schema, f"other-{unique}")
@@ -113,7 +113,7 @@ async def test_the_run_lock_is_held_again_within_seconds_after_a_postgres_restar
 async def test_a_run_that_took_the_lock_during_the_restart_is_named_as_an_overlap(
     database_url: str, locking_schema: str, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="recalculator.guard")
+    caplog.set_level(logging.INFO, logger="recalculator.run_lock")
 
     async def overlaps() -> list[str]:
         return guard_logs(caplog, logging.ERROR, "overlap")

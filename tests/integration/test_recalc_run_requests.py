@@ -103,7 +103,7 @@ async def jobs_and_refusals(settings: Settings) -> tuple[int, list[asyncpg.Recor
 async def handled(worker: Worker, count: int) -> None:
     consumer = worker.consumer
     assert consumer is not None
-    await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n >= count)
+    await eventually(lambda: asyncio.sleep(0, consumer.progress.handled), lambda n: n >= count)
 
 
 async def test_an_accepted_request_names_its_job_and_a_redelivery_answers_nothing_more(

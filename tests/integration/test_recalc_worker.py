@@ -84,7 +84,7 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
     )  # a redelivery, as far as we can tell
     assert worker.consumer is not None
     consumer = worker.consumer
-    await eventually(lambda: asyncio.sleep(0, consumer.handled), lambda n: n == 2)
+    await eventually(lambda: asyncio.sleep(0, consumer.progress.handled), lambda n: n == 2)
     assert await drain(tap, 0.5) == [], "the second delivery started nothing, answered nothing"
     conn = await asyncpg.connect(settings.database_url)
     try:

@@ -1,28 +1,21 @@
 """``recalculator``: the command line (the README's "Commands" table).
 
-Loads the settings, configures logging and runs one command. A configuration, connection or
-input error ends with one clear line on stderr and exit code 2, never a traceback.
+Parses the command and runs it (:mod:`recalculator.cli`) through :func:`chassis.runner.main`,
+which reads the settings and configures logging. A configuration, connection or input error
+ends with one clear line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from chassis.broker import BrokerUnavailable
-from chassis.database import DatabaseUnavailable
-from chassis.logs import configure_logging
-from chassis.migrations import MigrationError
-from chassis.settings import SettingsError, load_settings
-from recalculator import commands
+from chassis.runner import main as run_main
+from recalculator import cli
 from recalculator.config import Settings
-from recalculator.registry import ImportRejected, UnknownDaos
-
-EXIT_BAD_SETUP = 2
+from recalculator.registry import UnknownDaos
 
 
 def _seconds(text: str) -> float:
@@ -86,48 +79,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def command_for(args: argparse.Namespace, settings: Settings) -> Coroutine[Any, Any, int]:
+async def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Runs the command ``args`` name; returns its exit code."""
     match args.command:
         case "run":
-            return commands.run_once(settings, args.trigger, args.dao_ids)
+            return await cli.run_once(settings, args.trigger, args.dao_ids)
         case "worker":
-            return commands.run_worker(settings)
+            return await cli.run_worker(settings)
         case "trigger":
-            return commands.trigger_run(settings, args.trigger, args.dao_ids, args.wait)
+            return await cli.trigger_run(settings, args.trigger, args.dao_ids, args.wait)
         case "cron":
-            return commands.run_cron(settings)
+            return await cli.run_cron(settings)
         case "daos" if args.daos_command == "import":
-            return commands.import_file(settings, args.file)
+            return await cli.import_file(settings, args.file)
         case "daos":
-            return commands.show_daos(settings)
+            return await cli.show_daos(settings)
         case "rankings":
-            return commands.show_rankings(settings, args.dao_id)
+            return await cli.show_rankings(settings, args.dao_id)
         case _:
-            return commands.run_migrations(settings)
+            return await cli.run_migrations(settings)
+
+
+USAGE_ERRORS: tuple[type[Exception], ...] = (UnknownDaos, ValueError)
+"""Input the recalculator refuses, beyond the chassis's start-up errors: DAO ids that are not
+registered and active, a governance setting at fault (``make_source`` names it)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command in ``argv``; returns its exit code (2 for a setup or input error)."""
-    args = parser().parse_args(argv)
-    try:
-        settings = load_settings(Settings)
-    except SettingsError as exc:
-        # One line, so a container log shows the whole reason at a glance.
-        print(f"recalculator: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_BAD_SETUP
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        return asyncio.run(command_for(args, settings))
-    except ImportRejected as exc:
-        print(f"recalculator: {exc}", file=sys.stderr)
-    except (DatabaseUnavailable, BrokerUnavailable, MigrationError, UnknownDaos) as exc:
-        print(f"recalculator: {exc}", file=sys.stderr)
-    except ValueError as exc:  # a governance setting at fault (make_source names it)
-        print(f"recalculator: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("recalculator: interrupted", file=sys.stderr)
-        return 130
-    return EXIT_BAD_SETUP
+    return run_main(
+        "recalculator", parser(), Settings, run_command, argv, usage_errors=USAGE_ERRORS
+    )
 
 
 if __name__ == "__main__":

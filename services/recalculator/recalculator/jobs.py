@@ -6,11 +6,8 @@ are taken from ``jobs.next_sequence`` with ``UPDATE ... RETURNING`` inside that 
 row lock serialises the per-DAO transactions of a job, and a rolled back transaction gives its
 number back, so a job's sequences stay contiguous (0 for JobStarted, +1 for each later event).
 
-The hot step, a DAO scored, is ONE statement (so one implicit transaction, one round trip): the
-score row, the sequence and the outbox row. Its event is encoded before its sequence is known
-and the statement splices the number in (:mod:`recalculator.scored_dao`). The row lock is then
-held for that one statement's commit, not for three round trips: the job's DAOs are written
-concurrently everywhere but there.
+A DAO's result, the hot step, is ONE statement (so one implicit transaction, one round trip):
+its row, the sequence and the outbox row (:mod:`recalculator.dao_results`).
 
 A transaction whose connection dies during COMMIT may have committed without saying so; the
 DAO and JobFinished steps are idempotent, so the run can retry them after such an error without
@@ -25,15 +22,10 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-import orjson
 
 from chassis.database import ACQUIRE_TIMEOUT_S, Connection
-from chassis.outbox import enqueue, message_properties
+from chassis.outbox import enqueue
 from contracts import (
-    DaoFailed,
-    DaoFailedPayload,
-    DaoProcessed,
-    DaoProcessedPayload,
     Envelope,
     Failure,
     JobFinished,
@@ -43,15 +35,11 @@ from contracts import (
     encode_event,
     routing_key,
 )
-from contracts.events import (
-    MAX_FAILURES_IN_FINISHED,
-    Trigger,
-    truncate_error,
-)
+from contracts.events import MAX_FAILURES_IN_FINISHED, Trigger
+from recalculator import dao_results
 from recalculator.answers import accepted_event
 from recalculator.daos import DaoRef
 from recalculator.requests import scope_of
-from recalculator.scored_dao import PLACEHOLDER_SEQUENCE, RECORD_DAO_PROCESSED, split_at_sequence
 from recalculator.scoring import GvsScore
 from recalculator.status_rule import finished_payload
 
@@ -129,16 +117,6 @@ class JobStore:
         self._on_commit()
         return job_id
 
-    async def _next_sequence(self, conn: Connection, job_id: UUID, counter: str) -> int:
-        # The row lock taken here is held until commit: this is what keeps sequences
-        # contiguous across concurrent DAO transactions.
-        sequence: int = await conn.fetchval(
-            f"UPDATE jobs SET next_sequence = next_sequence + 1, {counter} = {counter} + 1"
-            " WHERE id = $1 RETURNING next_sequence - 1",
-            job_id,
-        )
-        return sequence
-
     async def record_dao_processed(
         self,
         *,
@@ -149,34 +127,19 @@ class JobStore:
         duration_ms: int,
         computed_at: datetime,
     ) -> int | None:
-        """Writes ``dao``'s score row and its DaoProcessed in one transaction; returns the
-        event's sequence. Idempotent per (job, DAO): returns None and writes nothing when the
-        score row is already there (an earlier attempt committed)."""
-        components = {name: c.model_dump(mode="json") for name, c in score.components.items()}
-        event = DaoProcessed(
-            job_id=job_id,
-            job_name=job_name,
-            sequence=PLACEHOLDER_SEQUENCE,
-            payload=DaoProcessedPayload(
-                dao_id=dao.id, dao_name=dao.name, score=score.score, duration_ms=duration_ms
-            ),
-        )
-        message = encode_event(event)
-        before, after = split_at_sequence(message.body)
+        """Writes ``dao``'s score row and its DaoProcessed in one statement; returns the event's
+        sequence. Idempotent per (job, DAO): returns None and writes nothing when the score row
+        is already there (an earlier attempt committed)."""
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            sequence: int | None = await conn.fetchval(
-                RECORD_DAO_PROCESSED,
-                job_id,
-                dao.id,
-                score.score,
-                orjson.dumps(components).decode(),
-                computed_at,
-                message.message_id,
+            sequence = await dao_results.record_dao_processed(
+                conn,
                 self._exchange,
-                routing_key(event),
-                before,
-                after,
-                message_properties(message),
+                job_id=job_id,
+                job_name=job_name,
+                dao=dao,
+                score=score,
+                duration_ms=duration_ms,
+                computed_at=computed_at,
             )
         if sequence is not None:
             self._on_commit()
@@ -184,42 +147,22 @@ class JobStore:
 
     async def record_dao_failed(
         self, *, job_id: UUID, job_name: str, dao: DaoRef, error: str, attempts: int
-    ) -> int:
-        """Writes ``dao``'s DaoFailed (error truncated to the contract's limit) in one
-        transaction with the job's failed count; returns its sequence. Idempotent per (job,
-        DAO): returns the recorded sequence and writes nothing when the DAO already failed."""
-        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-            recorded: int | None = await conn.fetchval(
-                "SELECT sequence FROM dao_failures WHERE job_id = $1 AND dao_id = $2",
-                job_id,
-                dao.id,
-            )
-            if recorded is not None:
-                return recorded
-            sequence = await self._next_sequence(conn, job_id, "daos_failed")
-            await conn.execute(
-                "INSERT INTO dao_failures (job_id, sequence, dao_id, dao_name, error, attempts)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                job_id,
-                sequence,
-                dao.id,
-                dao.name,
-                truncate_error(error),
-                attempts,
-            )
-            event = DaoFailed(
+    ) -> int | None:
+        """Writes ``dao``'s failure row and its DaoFailed in one statement; returns the event's
+        sequence. Idempotent per (job, DAO): returns None and writes nothing when the DAO
+        already failed (an earlier attempt committed)."""
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            sequence = await dao_results.record_dao_failed(
+                conn,
+                self._exchange,
                 job_id=job_id,
                 job_name=job_name,
-                sequence=sequence,
-                payload=DaoFailedPayload(
-                    dao_id=dao.id,
-                    dao_name=dao.name,
-                    error=truncate_error(error),
-                    attempts=attempts,
-                ),
+                dao=dao,
+                error=error,
+                attempts=attempts,
             )
-            await self._emit(conn, event)
-        self._on_commit()
+        if sequence is not None:
+            self._on_commit()
         return sequence
 
     async def processed_dao_ids(self, job_id: UUID) -> list[str]:
@@ -247,32 +190,10 @@ class JobStore:
         (an earlier attempt committed), writes nothing and returns the payload it committed
         (with this call's ``duration_ms``). Raises ``LookupError`` for an unknown job."""
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-            job = await conn.fetchrow(
-                "SELECT status, daos_total, daos_processed, daos_failed, cache_invalidated,"
-                " fatal_error, dao_ids FROM jobs WHERE id = $1 FOR UPDATE",
-                job_id,
+            running, payload = await _finished_payload(
+                conn, job_id, duration_ms, cache_invalidated, fatal_error
             )
-            if job is None:
-                raise LookupError(f"no job {job_id}")
-            if job["status"] != "running":
-                cache_invalidated, fatal_error = job["cache_invalidated"], job["fatal_error"]
-            failures = await conn.fetch(
-                "SELECT dao_id, dao_name, error FROM dao_failures WHERE job_id = $1"
-                " ORDER BY sequence LIMIT $2",
-                job_id,
-                MAX_FAILURES_IN_FINISHED,
-            )
-            payload = finished_payload(
-                daos_total=job["daos_total"],
-                daos_processed=job["daos_processed"],
-                daos_failed=job["daos_failed"],
-                failures=[Failure(**dict(row)) for row in failures],
-                duration_ms=duration_ms,
-                cache_invalidated=cache_invalidated,
-                fatal_error=fatal_error,
-                scope=scope_of(job["dao_ids"]),
-            )
-            if job["status"] != "running":
+            if not running:
                 return payload
             sequence = await conn.fetchval(
                 "UPDATE jobs SET next_sequence = next_sequence + 1, status = $2,"
@@ -294,3 +215,42 @@ class JobStore:
             await self._emit(conn, event)
         self._on_commit()
         return payload
+
+
+async def _finished_payload(
+    conn: Connection,
+    job_id: UUID,
+    duration_ms: int,
+    cache_invalidated: bool,
+    fatal_error: str | None,
+) -> tuple[bool, JobFinishedPayload]:
+    """Whether ``job_id`` is still running (its row now locked), and its JobFinished payload
+    from the committed rows (for a closed job: with what it was closed with). Raises
+    ``LookupError`` for an unknown job."""
+    job = await conn.fetchrow(
+        "SELECT status, daos_total, daos_processed, daos_failed, cache_invalidated,"
+        " fatal_error, dao_ids FROM jobs WHERE id = $1 FOR UPDATE",
+        job_id,
+    )
+    if job is None:
+        raise LookupError(f"no job {job_id}")
+    running = job["status"] == "running"
+    if not running:
+        cache_invalidated, fatal_error = job["cache_invalidated"], job["fatal_error"]
+    failures = await conn.fetch(
+        "SELECT dao_id, dao_name, error FROM dao_failures WHERE job_id = $1"
+        " ORDER BY sequence LIMIT $2",
+        job_id,
+        MAX_FAILURES_IN_FINISHED,
+    )
+    payload = finished_payload(
+        daos_total=job["daos_total"],
+        daos_processed=job["daos_processed"],
+        daos_failed=job["daos_failed"],
+        failures=[Failure(**dict(row)) for row in failures],
+        duration_ms=duration_ms,
+        cache_invalidated=cache_invalidated,
+        fatal_error=fatal_error,
+        scope=scope_of(job["dao_ids"]),
+    )
+    return running, payload

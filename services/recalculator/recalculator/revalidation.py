@@ -9,13 +9,14 @@ pages are a nuisance, not lost data.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import aiohttp
 from pydantic import SecretStr
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_fixed
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class CacheRevalidator:
         """Returns True when the endpoint answered 2xx, False when it is not configured, refused,
         or could not be reached (after one retry of a 5xx or a network error). Never raises for
         an HTTP failure. Idempotent on the endpoint's side (a refresh twice is a refresh)."""
-        if self._session is None or not self._url:
+        session, url = self._session, self._url
+        if session is None or not url:
             log.info(
                 "cache revalidation skipped: CACHE_REVALIDATE_URL is not set",
                 extra={"job_id": job_id},
@@ -58,29 +60,49 @@ class CacheRevalidator:
         if self._secret is not None:
             headers["Authorization"] = f"Bearer {self._secret.get_secret_value()}"
         body = {"job_id": str(job_id), "dao_ids": list(dao_ids)}
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                async with self._session.post(
-                    self._url, json=body, headers=headers, timeout=self._timeout
-                ) as response:
-                    status = response.status
-                    text = (await response.text(errors="replace"))[:200]
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                outcome = f"{type(exc).__name__}: {exc}"
-                retry = True
-            else:
-                if 200 <= status < 300:
-                    log.info("cache revalidated (HTTP %d)", status, extra={"job_id": job_id})
-                    return True
-                outcome = f"HTTP {status}: {text}"
-                retry = status >= 500 or status == 429
-            if not retry or attempt == _ATTEMPTS:
-                log.warning(
-                    "cache revalidation failed (attempt %d): %s",
-                    attempt,
-                    outcome,
-                    extra={"job_id": job_id},
-                )
-                return False
-            await asyncio.sleep(self._retry_delay_s)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(_ATTEMPTS),
+            wait=wait_fixed(self._retry_delay_s),
+            retry=retry_if_result(lambda answer: answer.retryable),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        answer: _Answer = await retrying(_post, session, url, body, headers, self._timeout)
+        if answer.ok:
+            log.info("cache revalidated (%s)", answer.outcome, extra={"job_id": job_id})
+            return True
+        log.warning(
+            "cache revalidation failed (attempt %d): %s",
+            retrying.statistics.get("attempt_number", 1),
+            answer.outcome,
+            extra={"job_id": job_id},
+        )
         return False
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: object,
+    headers: dict[str, str],
+    client_timeout: aiohttp.ClientTimeout,
+) -> _Answer:
+    """One POST; what it answered, and whether another attempt may do better (a 5xx, a 429, a
+    network error or a timeout)."""
+    try:
+        async with session.post(
+            url, json=body, headers=headers, timeout=client_timeout
+        ) as response:
+            status = response.status
+            text = (await response.text(errors="replace"))[:200]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return _Answer(False, f"{type(exc).__name__}: {exc}", retryable=True)
+    if 200 <= status < 300:
+        return _Answer(True, f"HTTP {status}", retryable=False)
+    return _Answer(False, f"HTTP {status}: {text}", retryable=status >= 500 or status == 429)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    ok: bool
+    outcome: str
+    retryable: bool

@@ -17,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from chassis.retry import DatabaseOutage
+from contracts import JobFinishedPayload
 from recalculator import metrics
+from recalculator.dao_tasks import DATABASE_PATIENCE_S, DaoScoring, RunAborted, database_step
+from recalculator.dao_tasks import Clock as Clock
+from recalculator.dao_tasks import Scorer as Scorer
+from recalculator.dao_tasks import default_scorer as default_scorer
+from recalculator.dao_tasks import utc_clock as utc_clock
 from recalculator.daos import DaoRef
-from recalculator.database_retry import DATABASE_PATIENCE_S, DatabaseOutage, retry_transient
-from recalculator.fetching import DaoFetchFailed, RetryPolicy, fetch_with_retries
+from recalculator.fetching import RetryPolicy
 from recalculator.governance import GovernanceSource
-from recalculator.guard import already_going, run_lock
 from recalculator.jobs import JobStore
 from recalculator.registry import UnknownDaos, daos_to_score
 from recalculator.requests import Progress as Progress
@@ -37,25 +41,11 @@ from recalculator.requests import RunOutcome as RunOutcome
 from recalculator.requests import RunRequest as RunRequest
 from recalculator.requests import SilentProgress as SilentProgress
 from recalculator.revalidation import CacheRevalidator
-from recalculator.scoring import WINDOW, GovernanceData, GvsScore, score_governance
+from recalculator.run_lock import already_going, run_lock
 
 log = logging.getLogger(__name__)
 
-Scorer = Callable[[GovernanceData, datetime], GvsScore]
-Clock = Callable[[], datetime]
 OnStarted = Callable[[UUID], Awaitable[None]]
-
-
-def default_scorer(data: GovernanceData, now: datetime) -> GvsScore:
-    return score_governance(data, now=now)
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class RunAborted(Exception):
-    """A fatal error: the run stops and ends failed with this message as ``fatal_error``."""
 
 
 class Recalculation:
@@ -77,12 +67,17 @@ class Recalculation:
         self._pool = pool
         self._patience_s = database_patience_s
         self._store = store
-        self._source = source
         self._revalidator = revalidator
-        self._concurrency = concurrency
-        self._policy = policy or RetryPolicy()
-        self._scorer = scorer
         self._clock = clock
+        self._scoring = DaoScoring(
+            store=store,
+            source=source,
+            concurrency=concurrency,
+            policy=policy or RetryPolicy(),
+            scorer=scorer,
+            clock=clock,
+            database_patience_s=database_patience_s,
+        )
 
     async def run(
         self,
@@ -118,9 +113,9 @@ class Recalculation:
         fatal: str | None = None
         daos: list[DaoRef] = []
         try:
-            daos = await retry_transient(
+            daos = await database_step(
                 lambda: daos_to_score(self._pool, request.dao_ids),
-                what="read the DAO list",
+                "read the DAO list",
                 give_up_after_s=self._patience_s,
             )
         except UnknownDaos as exc:
@@ -147,7 +142,7 @@ class Recalculation:
         cancelled = False
         if fatal is None:
             try:
-                await self._score_all(job_id, request.job_name, daos, started_at, progress)
+                await self._scoring.score_all(job_id, request.job_name, daos, started_at, progress)
             except RunAborted as exc:
                 fatal = str(exc)
             except asyncio.CancelledError:
@@ -155,28 +150,39 @@ class Recalculation:
                 fatal = "run interrupted: the process was asked to stop before every DAO was done"
         if fatal is not None:
             log.error("job failed fatally: %s", fatal, extra=extra)
-        cache_invalidated = False
-        # JobFinished is what the admin hears about: wait out any outage to write it.
-        processed_ids = await retry_transient(
-            lambda: self._store.processed_dao_ids(job_id),
-            what="read the scored DAOs",
-            give_up_after_s=None,
-            extra=extra,
+        payload = await self._finish(job_id, request.job_name, started, fatal, cancelled, extra)
+        if cancelled:
+            raise asyncio.CancelledError
+        return RunOutcome(payload.status, job_id=job_id, finished=payload)
+
+    async def _finish(
+        self,
+        job_id: UUID,
+        job_name: str,
+        started: float,
+        fatal: str | None,
+        cancelled: bool,
+        extra: dict[str, Any],
+    ) -> JobFinishedPayload:
+        """Revalidates the cache (unless cancelled) and writes JobFinished, waiting out any
+        database outage: JobFinished is what the admin hears about. Returns its payload."""
+        processed_ids = await database_step(
+            lambda: self._store.processed_dao_ids(job_id), "read the scored DAOs", extra=extra
         )
+        cache_invalidated = False
         if processed_ids and not cancelled:
             cache_invalidated = await self._revalidator.revalidate(job_id, processed_ids)
         finished_at = self._clock()
-        payload = await retry_transient(
+        payload = await database_step(
             lambda: self._store.finish_job(
                 job_id=job_id,
-                job_name=request.job_name,
+                job_name=job_name,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 cache_invalidated=cache_invalidated,
                 fatal_error=fatal,
                 finished_at=finished_at,
             ),
-            what="write JobFinished",
-            give_up_after_s=None,
+            "write JobFinished",
             extra=extra,
         )
         metrics.RUNS_FINISHED.labels(payload.status).inc()
@@ -191,105 +197,10 @@ class Recalculation:
             payload.duration_ms,
             extra=extra,
         )
-        if cancelled:
-            raise asyncio.CancelledError
-        return RunOutcome(payload.status, job_id=job_id, finished=payload)
-
-    async def _score_all(
-        self,
-        job_id: UUID,
-        job_name: str,
-        daos: Sequence[DaoRef],
-        now: datetime,
-        progress: Progress,
-    ) -> None:
-        slots = asyncio.Semaphore(self._concurrency)
-
-        async def one(dao: DaoRef) -> None:
-            async with slots:
-                await self._score_one(job_id, job_name, dao, now, progress)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for dao in daos:
-                    group.create_task(one(dao))
-        except* Exception as group_error:
-            # The first fatal error stops the run; the TaskGroup has cancelled the other DAOs,
-            # whose open transactions rolled back and gave their sequence numbers back.
-            raise RunAborted(_describe(group_error.exceptions[0])) from None
-
-    async def _score_one(
-        self,
-        job_id: UUID,
-        job_name: str,
-        dao: DaoRef,
-        now: datetime,
-        progress: Progress,
-    ) -> None:
-        extra = {"job_id": job_id, "dao_id": dao.id}
-        started = time.monotonic()
-        try:
-            fetched = await fetch_with_retries(self._source, dao, now - WINDOW, self._policy)
-        except DaoFetchFailed as exc:
-            failure = exc
-            await self._retry(
-                lambda: self._store.record_dao_failed(
-                    job_id=job_id,
-                    job_name=job_name,
-                    dao=dao,
-                    error=failure.error,
-                    attempts=failure.attempts,
-                ),
-                extra,
-            )
-            metrics.DAOS_FAILED.inc()
-            log.warning("DAO failed after %d attempt(s): %s", exc.attempts, exc.error, extra=extra)
-            progress.dao_done(dao, ok=False)
-            return
-        try:
-            score = self._scorer(fetched.data, now)
-        except Exception as exc:
-            # A crash of the pure scoring is a bug, not bad luck with one DAO: stop the run.
-            raise RunAborted(
-                f"scoring crashed on DAO {dao.id}: {type(exc).__name__}: {exc}"
-            ) from exc
-        duration_ms = int((time.monotonic() - started) * 1000)
-        computed_at = self._clock()
-        await self._retry(
-            lambda: self._store.record_dao_processed(
-                job_id=job_id,
-                job_name=job_name,
-                dao=dao,
-                score=score,
-                duration_ms=duration_ms,
-                computed_at=computed_at,
-            ),
-            extra,
-        )
-        metrics.DAOS_PROCESSED.inc()
-        log.info("DAO scored %.2f", score.score, extra=extra)
-        progress.dao_done(dao, ok=True)
-
-    async def _retry(
-        self, step: Callable[[], Awaitable[int | None]], extra: dict[str, Any]
-    ) -> None:
-        # A DAO's transaction is idempotent (see JobStore): retrying one the outage cut is safe.
-        await retry_transient(
-            step, what="record a DAO's result", give_up_after_s=self._patience_s, extra=extra
-        )
+        return payload
 
 
 def _refused(request: RunRequest, reason: str) -> RunOutcome:
     metrics.RUNS_REFUSED.inc()
     log.warning("run refused: %s", reason, extra={"request_id": request.request_id})
     return RunOutcome("refused", message=reason)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RunAborted):
-        return str(exc)
-    if isinstance(exc, DatabaseOutage):
-        return str(exc)
-    if isinstance(exc, asyncpg.PostgresError | OSError):
-        return f"cannot record a DAO's result: {type(exc).__name__}: {exc}"
-    return f"unexpected error: {type(exc).__name__}: {exc}"

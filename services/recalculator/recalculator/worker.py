@@ -1,187 +1,75 @@
 """The worker: answers RunRequested, runs one job at a time, relays the outbox, serves health.
 
-The commands queue has a single active consumer and this one takes one message at a time
-(prefetch 1), handled in order by one loop. Every request it can parse gets exactly one answer
-through the outbox: RunAccepted, written with the job row and JobStarted (the command is acked
-once they are committed), or RunRefused with the reason (a run of the job is already going, a
-job this worker does not run, DAO ids unknown or inactive, an empty DAO list), then acked. A
-redelivered request finds its answer (:mod:`recalculator.answers`) and is acked without a
-second run or a second answer. Only a body that is no RunRequested at all is dead-lettered.
+The commands queue has a single active consumer, and this one takes one message at a time
+(prefetch 1), in order (:class:`chassis.consumer.DeliveryConsumer`). Every request it can parse
+gets exactly one answer through the outbox: RunAccepted, written with the job row and
+JobStarted (the command is acked once they are committed, while the run goes on), or RunRefused
+with the reason (a run of the job is already going, a job this worker does not run, DAO ids
+unknown or inactive, an empty DAO list), then acked. A redelivered request finds its answer
+(:mod:`recalculator.answers`) and is acked without a second run or a second answer. A body
+that is no RunRequested at all is dead-lettered; a request the database could not take is
+requeued after a pause.
 
-The consumer sits on a :class:`chassis.attachment.Attachment`: ``/readyz`` asks our channel and
-the broker whether the commands queue has our consumer, and a watch attaches a lost one again
-on a fresh channel. SIGTERM stops the consumer, gives the current run ``SHUTDOWN_GRACE`` to
-finish (then cancels it, which records it failed), drains the outbox briefly and returns.
+The chassis runner (:func:`chassis.runner.serve`) serves ``/healthz``, ``/readyz`` (database,
+broker, consumer) and ``/metrics``, starts the parts in this order and stops them in the
+reverse one on SIGTERM or on the first crash:
+
+| part         | runs                                        | on stop                            |
+|--------------|---------------------------------------------|------------------------------------|
+| outbox-relay | publishes the answers and the job's events  | publishes what it can, 5 s         |
+| consumer     | answers RunRequested, runs accepted jobs    | takes no new command; the current  |
+|              | (re-attached if the broker loses it)        | run gets ``SHUTDOWN_GRACE``, then  |
+|              |                                             | is cancelled (recorded failed)     |
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from uuid import UUID
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-
-from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment, watch_attachment
-from chassis.broker import declare_topology, publisher_channel
-from chassis.deadletter import dead_letter
-from chassis.health import ReadinessCheck, bound_port, health_app, serve_http
-from chassis.topology import dead_letter_queue
+from chassis.consumer import WATCH_INTERVAL_S, DeliveryConsumer, Rejected
+from chassis.delivery import Delivery
+from chassis.health import broker_check, database_check
+from chassis.runner import Component, Serving, relay_component, serve
 from contracts import ContractError, RunRequested, parse_command
 from recalculator.answers import RequestAnswers, refusal_before_running
 from recalculator.bootstrap import App, bootstrap, migrate_schema
 from recalculator.config import Settings
 from recalculator.governance import GovernanceSource
-from recalculator.run import RunRequest, Scorer, default_scorer
+from recalculator.run import Recalculation, RunRequest, Scorer, default_scorer
 
 log = logging.getLogger(__name__)
 
-_OUTBOX_DRAIN_ON_STOP_S = 5.0
-# Pause before requeueing a request the database could not take, so an outage is not a spin.
-_REQUEUE_PAUSE_S = 1.0
-WATCH_INTERVAL_S = 5.0
-"""How often the watch checks that the commands queue still has our consumer."""
+OUTBOX_DRAIN_ON_STOP_S = 5.0
 
 
-class _Delivery:
-    """One command's message; acked once, and an ack the broker cannot take is no error."""
-
-    def __init__(self, message: AbstractIncomingMessage) -> None:
-        self.message = message
-        self.acked = False
-
-    async def ack(self, job_id: UUID | None = None) -> None:
-        self.acked = True
-        try:
-            await self.message.ack()
-        except CHANNEL_GONE_ERRORS as exc:
-            # The answer is committed: the redelivery finds it and is not answered again.
-            log.warning(
-                "could not ack command: %s", exc or type(exc).__name__, extra={"job_id": job_id}
-            )
-
-
-def _channel_closed(message: AbstractIncomingMessage) -> bool:
+def parse_run_request(body: bytes) -> RunRequested:
+    """The RunRequested ``body`` carries; raises ``Rejected`` (dead-lettered) for any other."""
     try:
-        return message.channel.is_closed
-    except CHANNEL_GONE_ERRORS:
-        return True
+        return parse_command(body)
+    except ContractError as exc:
+        raise Rejected(f"invalid command: {exc}", cause="invalid") from exc
 
 
-class CommandConsumer:
-    """Takes RunRequested from the commands queue into one in-order handling loop."""
+class RunRequestHandler:
+    """Answers a RunRequested once, running it to its end when accepted."""
 
     def __init__(
-        self, app: App, dead_letter_channel: AbstractChannel, answers: RequestAnswers
+        self, recalculation: Recalculation, answers: RequestAnswers, job_name: str
     ) -> None:
-        """``dead_letter_channel`` must have publisher confirms: a dead letter is confirmed
-        before its original is acked."""
-        assert app.connection is not None
-        self._app = app
-        self._dead_letter_channel = dead_letter_channel
+        self._recalculation = recalculation
         self._answers = answers
-        # None is the "stop" sentinel put in by detach(), after the messages to give back.
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self._attachment = Attachment(
-            app.connection,
-            app.settings.topology.queue(app.settings.commands_queue),
-            1,
-            self._on_message,
-        )
-        self._stopping = False
-        self.handled = 0
+        self._job_name = job_name
 
-    @property
-    def attachment(self) -> Attachment:
-        """The consumer on the queue: its readiness check, and what the watch re-attaches."""
-        return self._attachment
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)
-
-    async def start(self) -> None:
-        """Consume the commands queue; raises the broker's error if it cannot."""
-        await self._attachment.attach()
-
-    async def detach(self) -> None:
-        """Stops deliveries; messages delivered but not yet handled go back to the queue."""
-        self._stopping = True
-        await self._attachment.detach()
-        while not self._inbox.empty():
-            waiting = self._inbox.get_nowait()
-            if waiting is not None:
-                with contextlib.suppress(*CHANNEL_GONE_ERRORS):
-                    await waiting.nack(requeue=True)
-        self._inbox.put_nowait(None)
-
-    async def handle_forever(self) -> None:
-        """Handles messages one after another; returns once detached and idle."""
-        while True:
-            message = await self._inbox.get()
-            if message is None:
-                return
-            if self._stopping:
-                with contextlib.suppress(*CHANNEL_GONE_ERRORS):
-                    await message.nack(requeue=True)
-                continue
-            if _channel_closed(message):
-                # Delivered on a channel since closed (a re-attach, a broker restart): the
-                # broker took it back and delivers it again on the current one.
-                continue
-            try:
-                await self.handle(message)
-            except CHANNEL_GONE_ERRORS:
-                # The channel went away mid-handling: the broker requeues the unacked
-                # message itself, and an answered request is not answered again.
-                log.exception("lost the channel while handling a command")
-            except Exception:
-                # Whatever one command did, the loop must live: were this task to end, the
-                # consumer would stay attached (and look ready) while no command is handled
-                # ever again. A started job left running is abandoned by the ledger's watchdog.
-                log.exception("handling a command failed; taking the next one")
-            self.handled += 1
-
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        """Answers the command in ``message`` (running it to its end when accepted); acks,
-        dead-letters (no RunRequested) or requeues it (the database is away)."""
-        try:
-            command = parse_command(message.body)
-        except ContractError as exc:
-            dead_queue = dead_letter_queue(self._app.settings.commands_queue)
-            await dead_letter(
-                self._dead_letter_channel, message, dead_queue, f"invalid command: {exc}"
-            )
-            return
-        delivery = _Delivery(message)
-        try:
-            await self._answer(command, delivery)
-        except asyncio.CancelledError:
-            if not delivery.acked:
-                with contextlib.suppress(*CHANNEL_GONE_ERRORS):
-                    await message.nack(requeue=True)
-            raise
-        except Exception:
-            if delivery.acked:
-                raise
-            # The database is away, say: let the command come back (the queue's delivery
-            # limit dead-letters it if this never passes).
-            log.exception(
-                "request could not be answered; requeued",
-                extra={"request_id": command.request_id},
-            )
-            await asyncio.sleep(_REQUEUE_PAUSE_S)
-            await message.nack(requeue=True)
-
-    async def _answer(self, command: RunRequested, delivery: _Delivery) -> None:
+    async def __call__(self, command: RunRequested, delivery: Delivery) -> None:
+        """Answer ``command``; ``delivery`` is acked as soon as an accepted run has started.
+        Raises the database's error when it could not answer (the command comes back)."""
         extra = {"request_id": command.request_id}
         answered = await self._answers.answer_of(command.request_id)
         if answered is not None:
             log.info("request already %s; not answered again", answered, extra=extra)
-            await delivery.ack()
             return
-        reason = refusal_before_running(command, self._app.settings.job_name)
+        reason = refusal_before_running(command, self._job_name)
         if reason is None:
             log.info("run requested (%s)", command.trigger, extra=extra)
             request = RunRequest(
@@ -190,14 +78,28 @@ class CommandConsumer:
                 dao_ids=tuple(command.dao_ids) if command.dao_ids is not None else None,
                 request_id=command.request_id,
             )
-            outcome = await self._app.recalculation.run(request, on_started=delivery.ack)
-            if outcome.status == "duplicate":
-                await delivery.ack()
+            outcome = await self._recalculation.run(
+                request, on_started=lambda _job_id: delivery.ack()
+            )
             if outcome.status != "refused":
                 return
             reason = outcome.message
         await self._answers.refuse(command, reason)
-        await delivery.ack()
+
+
+def command_consumer(app: App, watch_interval_s: float) -> DeliveryConsumer[RunRequested]:
+    """The consumer of the commands queue: one command at a time, in order."""
+    settings = app.settings
+    answers = RequestAnswers(app.pool, settings.events_exchange, app.relay.wake)
+    return DeliveryConsumer(
+        app.connection,
+        settings.topology.queue(settings.commands_queue),
+        parse_run_request,
+        RunRequestHandler(app.recalculation, answers, settings.job_name),
+        prefetch=1,
+        concurrency=1,
+        watch_interval_s=watch_interval_s,
+    )
 
 
 class Worker:
@@ -219,80 +121,38 @@ class Worker:
         self._watch_interval_s = watch_interval_s
         self.ready = asyncio.Event()
         self.http_port: int | None = None
-        self.consumer: CommandConsumer | None = None
+        self.consumer: DeliveryConsumer[RunRequested] | None = None
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Migrates, then serves until ``stop`` is set, then drains and returns. Raises
-        ``DatabaseUnavailable``, ``BrokerUnavailable`` or ``MigrationError`` at start."""
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        """Migrates, then serves until ``stop`` is set (default: SIGTERM or SIGINT), then
+        drains; returns 0, or 1 if a part stopped by itself. Raises ``DatabaseUnavailable``,
+        ``BrokerUnavailable``, ``MigrationError`` or ``CannotServe`` at start."""
         await migrate_schema(self._settings)
-        app_context = bootstrap(self._settings, source=self._source, scorer=self._scorer)
-        async with app_context as app, self._serving(app) as consumer:
-            assert app.relay is not None
-            relay_task = asyncio.create_task(app.relay.run(), name="outbox-relay")
-            handler = asyncio.create_task(consumer.handle_forever(), name="commands")
-            watch: asyncio.Task[None] | None = None
-            try:
-                await consumer.start()
-                watch = asyncio.create_task(
-                    watch_attachment(consumer.attachment, self._watch_interval_s),
-                    name="consumer-watch",
-                )
-                self.ready.set()
-                log.info("worker consuming %s", app.settings.commands_queue)
-                await stop.wait()
-                log.info("stopping: no more commands; finishing the current run")
-                # Before the consumer stops: a re-attach in the drain would take new work.
-                watch.cancel()
-                await asyncio.gather(watch, return_exceptions=True)
-                await consumer.detach()
-                grace = app.settings.shutdown_grace.total_seconds()
-                await _finish_or_cancel(handler, grace)
-                # Drain beside the running relay: cancelling it mid-batch would publish that
-                # batch twice (harmless to consumers, but noise).
-                left = await app.relay.drain(_OUTBOX_DRAIN_ON_STOP_S)
-                if left:
-                    log.warning("%d events still in the outbox; relayed at the next start", left)
-            finally:
-                tasks = [t for t in (watch, handler, relay_task) if t is not None]
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    @contextlib.asynccontextmanager
-    async def _serving(self, app: App) -> AsyncIterator[CommandConsumer]:
-        assert app.connection is not None and app.relay is not None
-        dead_letters = await publisher_channel(app.connection)
-        try:
-            await declare_topology(dead_letters, app.settings.topology)
-            answers = RequestAnswers(app.pool, app.settings.events_exchange, app.relay.wake)
-            consumer = CommandConsumer(app, dead_letters, answers)
+        async with bootstrap(self._settings, source=self._source, scorer=self._scorer) as app:
+            consumer = command_consumer(app, self._watch_interval_s)
             self.consumer = consumer
-            server_app = health_app(_readiness_checks(app, consumer))
-            host, port = app.settings.health_host, app.settings.health_port
-            async with serve_http(server_app, host, port) as server:
-                self.http_port = bound_port(server)
-                yield consumer
-        finally:
-            with contextlib.suppress(*CHANNEL_GONE_ERRORS, TimeoutError):
-                await dead_letters.close()
+            components = [
+                relay_component(app.relay, OUTBOX_DRAIN_ON_STOP_S),
+                Component(
+                    "consumer",
+                    consumer.run,
+                    start=consumer.start,
+                    stop=consumer.stop,
+                    stop_timeout_s=app.settings.shutdown_grace.total_seconds(),
+                    ready=consumer.problem,
+                ),
+            ]
+            checks = {"database": database_check(app.pool), "broker": broker_check(app.connection)}
+            return await serve(
+                components,
+                checks=checks,
+                host=app.settings.health_host,
+                port=app.settings.health_port,
+                stop=stop,
+                on_ready=self._on_ready,
+            )
 
-
-async def _finish_or_cancel(task: asyncio.Task[None], grace_s: float) -> None:
-    done, _ = await asyncio.wait({task}, timeout=grace_s)
-    if not done:
-        log.warning("the current run did not finish within %.0fs; cancelling it", grace_s)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def _readiness_checks(app: App, consumer: CommandConsumer) -> dict[str, ReadinessCheck]:
-    async def database() -> str | None:
-        await app.pool.fetchval("SELECT 1")
-        return None
-
-    async def broker() -> str | None:
-        if app.connection is None or app.connection.is_closed:
-            return "broker connection closed"
-        return None
-
-    return {"database": database, "broker": broker, "consumer": consumer.attachment.problem}
+    def _on_ready(self, serving: Serving) -> None:
+        self.http_port = serving.port
+        self.ready.set()
+        log.info("worker consuming %s", self._settings.commands_queue)

@@ -1,5 +1,7 @@
-"""The command-line commands as coroutines: each takes the settings and the parsed arguments
-and returns the process's exit code. ``__main__`` parses, loads settings and maps errors."""
+"""What each ``recalculator`` command does, as a coroutine: each takes the settings and its
+arguments and returns the process's exit code. ``__main__`` parses the command line and runs
+them through :func:`chassis.runner.main`, which turns a start-up error into one line and exit
+code 2."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from rich.console import Console
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 
 from chassis.broker import connect, declare_topology
-from chassis.health import health_app, serve_http
+from chassis.health import broker_check
 from chassis.lifecycle import stop_event_on_signals
 from chassis.migrations import migration_report
+from chassis.runner import Component, serve
 from contracts import RunAccepted, RunRefused, RunRequested
 from contracts.events import Trigger
 from recalculator.bootstrap import bootstrap, migrate_schema, open_pool
@@ -23,7 +26,13 @@ from recalculator.config import Settings
 from recalculator.cron import run_schedule
 from recalculator.progress import TerminalProgress, summary
 from recalculator.rankings import history_table, latest_ranking, ranking_table, score_history
-from recalculator.registry import daos_to_score, import_daos, list_daos, read_import_file
+from recalculator.registry import (
+    ImportRejected,
+    daos_to_score,
+    import_daos,
+    list_daos,
+    read_import_file,
+)
 from recalculator.run import RunRequest
 from recalculator.trigger import answer_listener, publish_run_request, slot_request_id
 from recalculator.worker import Worker
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 
 
@@ -40,10 +50,6 @@ async def run_once(settings: Settings, trigger: Trigger, dao_ids: list[str] | No
     to drain (``OUTBOX_DRAIN_TIMEOUT``) and says what is still pending if it must stop."""
     await migrate_schema(settings)
     async with bootstrap(settings) as app:
-        assert app.connection is not None and app.relay is not None
-        channel = await app.connection.channel()
-        await declare_topology(channel, settings.topology)
-        await channel.close()
         if dao_ids is not None:
             await daos_to_score(app.pool, dao_ids)  # unknown ids: bad input, nothing started
         stop = stop_event_on_signals()
@@ -94,8 +100,8 @@ async def run_once(settings: Settings, trigger: Trigger, dao_ids: list[str] | No
 
 
 async def run_worker(settings: Settings) -> int:
-    await Worker(settings).run(stop_event_on_signals())
-    return 0
+    """Serves the worker until SIGTERM; returns 0, or 1 if a part stopped by itself."""
+    return await Worker(settings).run()
 
 
 async def trigger_run(
@@ -136,16 +142,14 @@ async def run_cron(settings: Settings) -> int:
     """Publishes a RunRequested at each slot until SIGTERM; each publish is retried for up to
     10 minutes, then given up with an error log (the ledger then reports the slot missed).
     Serves ``/healthz``, ``/readyz`` and ``/metrics`` on ``HEALTH_PORT`` meanwhile."""
-    stop = stop_event_on_signals()
     connection = await connect(
         settings.amqp_url.get_secret_value(),
         timeout_s=settings.connect_timeout.total_seconds(),
         name="recalculator-cron",
     )
     try:
-        channel = await connection.channel()
-        await declare_topology(channel, settings.topology)
-        await channel.close()
+        async with await connection.channel() as channel:
+            await declare_topology(channel, settings.topology)
 
         async def fire(slot: datetime) -> None:
             iso = slot.isoformat()
@@ -163,20 +167,28 @@ async def run_cron(settings: Settings) -> int:
             except Exception:
                 log.exception("could not publish the RunRequested of slot %s", iso)
 
-        async def broker_connected() -> str | None:
-            return None if not connection.is_closed else "not connected to RabbitMQ"
-
-        # The cron container needs a health check like every other one.
-        app = health_app({"broker": broker_connected})
-        async with serve_http(app, settings.health_host, settings.health_port):
-            await run_schedule(settings.job_schedule, fire, stop)
+        # Stopped by the runner (cancelled) on SIGTERM, never by an event of its own.
+        schedule = Component(
+            "schedule", lambda: run_schedule(settings.job_schedule, fire, asyncio.Event())
+        )
+        return await serve(
+            [schedule],
+            checks={"broker": broker_check(connection)},
+            host=settings.health_host,
+            port=settings.health_port,
+        )
     finally:
         await connection.close()
-    return 0
 
 
 async def import_file(settings: Settings, path: Path) -> int:
-    records = await read_import_file(path)  # every row checked before anything is written
+    """Imports the DAOs of ``path``, all or nothing; returns 2 (every bad row on stderr) when
+    a row is bad."""
+    try:
+        records = await read_import_file(path)  # every row checked before anything is written
+    except ImportRejected as exc:
+        print(f"recalculator: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     await migrate_schema(settings)
     async with open_pool(settings) as pool:
         result = await import_daos(pool, records)

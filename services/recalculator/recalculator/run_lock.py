@@ -1,4 +1,4 @@
-"""The overlap guard: one run per job name at a time, across every process and host.
+"""The run lock: one run per job name at a time, across every process and host.
 
 A session-level Postgres advisory lock, taken with ``pg_try_advisory_lock`` on a pool
 connection held for the whole run. The lock dies with its session, so a run killed by SIGKILL
@@ -27,7 +27,8 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from chassis.database import ACQUIRE_TIMEOUT_S, TRANSIENT_DATABASE_ERRORS
+from chassis.database import ACQUIRE_TIMEOUT_S
+from chassis.retry import is_transient_database_error
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,14 @@ LOCK_CHECK_INTERVAL_S = 2.0
 
 _QUERY_TIMEOUT_S = 5.0
 
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    *TRANSIENT_DATABASE_ERRORS,
-)
-
 _KEY = "hashtextextended('recalculator-run:' || current_schema() || ':' || $1, 0)"
 
 _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's: a statement's error or a transient fault."""
+    return isinstance(exc, asyncpg.PostgresError) or is_transient_database_error(exc)
 
 
 @contextlib.asynccontextmanager
@@ -123,7 +124,9 @@ class _HeldLock:
             await asyncio.sleep(every_s)
             try:
                 await self._check()
-            except _DATABASE_ERRORS as exc:
+            except Exception as exc:
+                if not _is_database_error(exc):
+                    raise
                 log.warning(
                     "could not check %s's run lock (%s); trying again in %.0f s",
                     self._job_name,
@@ -138,7 +141,9 @@ class _HeldLock:
                 return
             except TimeoutError:
                 raise  # slow, not lost: the session and its lock may well be alive
-            except TRANSIENT_DATABASE_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient_database_error(exc):
+                    raise
                 log.warning(
                     "%s's run lock was lost with its Postgres session (%s); taking it again",
                     self._job_name,
@@ -173,7 +178,9 @@ class _HeldLock:
             sql = f"SELECT pg_advisory_unlock({_KEY})"
             await conn.execute(sql, self._job_name, timeout=_QUERY_TIMEOUT_S)
             await self._pool.release(conn)
-        except _DATABASE_ERRORS as exc:
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
             log.warning(
                 "could not unlock %s's run lock (%s); closing its connection instead",
                 self._job_name,
