@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, get_args
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from chassis.local_time import UTC_ZONE, local_moment
 from contracts.events import NotificationKind
 from notifier.alert import Alert
-from notifier.rendering import RenderedEmail, format_timestamp, human_duration, render_email
+from notifier.rendering import RenderedEmail, human_duration, render_email
 from tests.support.alerts import ADMIN_URL, EVIL_NAME, six_of_ten_failed, weekly_run_alert
 
 GREEN = "#15803d"
@@ -176,9 +178,25 @@ def test_a_negative_duration_is_refused() -> None:
         human_duration(-1)
 
 
+@pytest.mark.parametrize("kind", get_args(NotificationKind))
+def test_every_moment_of_every_email_is_in_the_admin_time_zone_with_its_name(
+    kind: NotificationKind,
+) -> None:
+    email = render_email(alert(kind), ZoneInfo("Europe/Paris"))
+    whole = "\n".join((email.subject, email.html, email.text))
+    assert "2025-12-22 01:05:32 CET" in email.text  # 00:05:32 UTC, the run's end
+    assert "UTC" not in whole
+
+
+def test_a_summer_moment_is_written_with_the_summer_zone() -> None:
+    summer = alert("missed", scheduled_for=datetime(2026, 7, 1, 16, 5, tzinfo=UTC))
+    email = render_email(summer, ZoneInfo("Europe/Paris"))
+    assert "missed its 2026-07-01 18:05:00 CEST run" in email.subject
+
+
 def test_a_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        format_timestamp(datetime(2025, 12, 22))
+        local_moment(datetime(2025, 12, 22), UTC_ZONE)
 
 
 def test_the_templates_ship_inside_the_notifier_package() -> None:

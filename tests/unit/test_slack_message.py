@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, get_args
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -165,3 +166,10 @@ def test_the_missed_message_says_which_run_never_started() -> None:
 def test_every_kind_builds_a_payload_ending_with_the_admin_link(kind: NotificationKind) -> None:
     payload = build_slack_payload(alert(kind))
     assert payload["blocks"][-1]["text"]["text"] == f"<{ADMIN_URL}|View in Admin Dashboard>"
+
+
+@pytest.mark.parametrize("kind", ["failure", "abandoned", "missed"])
+def test_the_moments_are_in_the_admin_time_zone_with_its_name(kind: NotificationKind) -> None:
+    text = whole(build_slack_payload(alert(kind), ZoneInfo("America/New_York")))
+    assert "2025-12-21 19:05:32 EST" in text  # 00:05:32 UTC, when it was detected
+    assert "UTC" not in text

@@ -53,7 +53,7 @@ def build_transports(
     if settings.email_transport == "file":
         folder = settings.email_outbox_dir
         transports["email"] = FileEmailTransport(
-            folder, settings.email_from, settings.alert_recipients
+            folder, settings.email_from, settings.alert_recipients, zone=settings.admin_timezone
         )
         log.info("emails are written to %s (EMAIL_TRANSPORT=file), not sent", folder)
     elif settings.resend_api_key is not None:
@@ -64,12 +64,14 @@ def build_transports(
                 AiohttpResendClient(session),
             )
         )
-        transports["email"] = ResendTransport(settings.email_from, settings.alert_recipients)
+        transports["email"] = ResendTransport(
+            settings.email_from, settings.alert_recipients, zone=settings.admin_timezone
+        )
     else:
         skipped["email"] = "RESEND_API_KEY is not set"
     if settings.slack_webhook_url is not None:
         url = settings.slack_webhook_url.get_secret_value()
-        transports["slack"] = SlackWebhookTransport(session, url)
+        transports["slack"] = SlackWebhookTransport(session, url, zone=settings.admin_timezone)
     else:
         skipped["slack"] = "SLACK_WEBHOOK_URL is not set"
     for channel, reason in skipped.items():

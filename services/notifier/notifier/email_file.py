@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from contracts.events import Channel
 from notifier.alert import Alert
@@ -17,15 +18,16 @@ from notifier.transport import DeliveryFailed
 
 
 class FileEmailTransport:
-    """Writes each email's parts into ``folder`` (created on first use)."""
+    """Writes each email's parts into ``folder`` (created on first use), moments in ``zone``."""
 
     channel: Channel = "email"
     provider = "file"
 
-    def __init__(self, folder: Path, sender: str, recipients: list[str]) -> None:
+    def __init__(self, folder: Path, sender: str, recipients: list[str], *, zone: ZoneInfo) -> None:
         self._folder = folder
         self._sender = sender
         self._recipients = recipients
+        self._zone = zone
 
     async def send(self, alert: Alert, idempotency_key: str) -> str | None:
         """Write the email; return the path of its HTML part. Idempotent (overwrites).
@@ -33,7 +35,7 @@ class FileEmailTransport:
         Raises ``DeliveryFailed`` (retryable: a full disk may clear) when a file cannot be
         written.
         """
-        email = render_email(alert)
+        email = render_email(alert, self._zone)
         stem = f"{alert.job_id}-{alert.kind}"
         try:
             # Blocking file I/O stays off the event loop.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import resend
@@ -108,21 +109,23 @@ def classify_resend_error(exc: ResendError) -> DeliveryFailed:
 
 
 class ResendTransport:
-    """Sends alert emails with ``resend.Emails.send_async`` (configure the SDK first)."""
+    """Sends alert emails with ``resend.Emails.send_async`` (configure the SDK first), their
+    moments in ``zone``."""
 
     channel: Channel = "email"
     provider = "resend"
 
-    def __init__(self, sender: str, recipients: list[str]) -> None:
+    def __init__(self, sender: str, recipients: list[str], *, zone: ZoneInfo) -> None:
         self._sender = sender
         self._recipients = recipients
+        self._zone = zone
 
     async def send(self, alert: Alert, idempotency_key: str) -> str | None:
         """Send the email; return Resend's email id. Raises ``DeliveryFailed``.
 
         Idempotent for 24 hours per ``idempotency_key``.
         """
-        email = render_email(alert)
+        email = render_email(alert, self._zone)
         params = cast(
             resend.Emails.SendParams,
             {

@@ -4,17 +4,21 @@ Templates live in ``notifier/templates/email/`` as ``<kind>.subject.txt``, ``<ki
 ``<kind>.html``. HTML is autoescaped, so every DAO name, error text and URL arrives as text,
 never as markup; the subject and the text part are plain text and are not escaped (an
 ``&amp;`` there would be shown as such). ``StrictUndefined`` turns a misspelt variable into an
-error instead of an empty string in an email.
+error instead of an empty string in an email. Every moment is written in the zone the email is
+rendered for (``ADMIN_TIMEZONE``), with the zone's abbreviation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
+from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
+from chassis.local_time import UTC_ZONE, local_moment
 from notifier.alert import Alert
 
 
@@ -43,25 +47,15 @@ def human_duration(ms: int) -> str:
     return " ".join(parts)
 
 
-def format_timestamp(moment: datetime) -> str:
-    """Return a moment in UTC for people: ``2025-12-22 00:05:32 UTC``.
-
-    Raises ValueError for a naive datetime, whose zone would be a guess.
-    """
-    if moment.tzinfo is None:
-        raise ValueError("a naive datetime has no known time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def render_email(alert: Alert) -> RenderedEmail:
-    """Return the email for ``alert``, chosen by ``alert.kind``.
+def render_email(alert: Alert, zone: ZoneInfo = UTC_ZONE) -> RenderedEmail:
+    """Return the email for ``alert``, chosen by ``alert.kind``, its moments in ``zone``.
 
     The subject is folded onto one line (a header cannot hold a newline). Raises
     jinja2.UndefinedError if a template uses a value the alert does not have, which a test
     of every kind catches before it reaches an admin.
     """
     env = _environment()
-    context = {"alert": alert}
+    context = {"alert": alert, "zone": zone}
     subject = " ".join(env.get_template(f"email/{alert.kind}.subject.txt").render(context).split())
     return RenderedEmail(
         subject=subject,
@@ -88,5 +82,11 @@ def _environment() -> Environment:
     )
     env.filters["duration"] = human_duration
     env.filters["seconds"] = lambda s: human_duration(s * 1000)
-    env.filters["timestamp"] = format_timestamp
+    env.filters["timestamp"] = _timestamp
     return env
+
+
+@pass_context
+def _timestamp(context: Context, moment: datetime) -> str:
+    # The zone is the render's, not the environment's: one environment serves every zone.
+    return local_moment(moment, context["zone"])

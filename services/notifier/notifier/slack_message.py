@@ -15,10 +15,12 @@ header is plain text made of the job name alone, which the contract limits to
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from chassis.local_time import UTC_ZONE, local_moment
 from contracts.events import NotificationKind
 from notifier.alert import Alert
-from notifier.rendering import format_timestamp, human_duration
+from notifier.rendering import human_duration
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -45,15 +47,16 @@ def escape_slack_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_slack_payload(alert: Alert) -> dict[str, Any]:
+def build_slack_payload(alert: Alert, zone: ZoneInfo = UTC_ZONE) -> dict[str, Any]:
     """Return the webhook body for ``alert``: Block Kit ``blocks`` and a ``text`` fallback.
 
     Within Slack's limits whatever the alert holds: at most 50 blocks, a header of at most
     150 characters, sections of at most 3,000. A recovery gets a short note; other kinds get
     the counts, any ranking warnings, the fatal error and the failed DAOs with their errors.
+    Moments are written in ``zone`` with its abbreviation (``ADMIN_TIMEZONE``).
     """
     title = _HEADERS[alert.kind].format(title=alert.job_title)
-    blocks: list[Block] = [_header(title), _section(_summary(alert))]
+    blocks: list[Block] = [_header(title), _section(_summary(alert, zone))]
     if alert.kind != "recovered":
         if alert.warnings:
             lines = [f"• {escape_slack_text(w)}" for w in alert.warnings]
@@ -68,20 +71,20 @@ def build_slack_payload(alert: Alert) -> dict[str, Any]:
     return {"text": escape_slack_text(f"{title}: {_headline(alert)}"), "blocks": blocks}
 
 
-def _summary(alert: Alert) -> str:
-    stamp = format_timestamp(alert.occurred_at)
+def _summary(alert: Alert, zone: ZoneInfo) -> str:
+    stamp = local_moment(alert.occurred_at, zone)
     if alert.status == "abandoned" and alert.last_event_at is not None:
         quiet = human_duration((alert.stale_after_s or 0) * 1000)
         return (
             f"The run stopped reporting progress and was marked failed.\n"
-            f"*Last event:* {format_timestamp(alert.last_event_at)}\n"
+            f"*Last event:* {local_moment(alert.last_event_at, zone)}\n"
             f"*No event for:* {quiet}\n*Detected:* {stamp}"
         )
     if alert.status == "missed" and alert.scheduled_for is not None:
         grace = human_duration((alert.grace_s or 0) * 1000)
         return (
             f"The scheduled run never started; the rankings were not updated.\n"
-            f"*Scheduled for:* {format_timestamp(alert.scheduled_for)}\n"
+            f"*Scheduled for:* {local_moment(alert.scheduled_for, zone)}\n"
             f"*Not started after:* {grace}\n*Detected:* {stamp}"
         )
     lines = [f"*Status:* {alert.status.capitalize()}", f"*Timestamp:* {stamp}"]

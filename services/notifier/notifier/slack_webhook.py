@@ -9,6 +9,8 @@ after the answer (see the service README).
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import aiohttp
 
 from contracts.events import Channel
@@ -18,14 +20,15 @@ from notifier.transport import DeliveryFailed, http_status_failure
 
 
 class SlackWebhookTransport:
-    """Posts Block Kit messages to one webhook URL (a secret: never logged)."""
+    """Posts Block Kit messages to one webhook URL (a secret: never logged), moments in ``zone``."""
 
     channel: Channel = "slack"
     provider = "slack"
 
-    def __init__(self, session: aiohttp.ClientSession, webhook_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, webhook_url: str, *, zone: ZoneInfo) -> None:
         self._session = session
         self._url = webhook_url
+        self._zone = zone
 
     async def send(self, alert: Alert, idempotency_key: str) -> str | None:
         """Post the message; return None (Slack gives no id). Raises ``DeliveryFailed``.
@@ -33,7 +36,9 @@ class SlackWebhookTransport:
         Not idempotent: ``idempotency_key`` is only logged by the caller.
         """
         try:
-            async with self._session.post(self._url, json=build_slack_payload(alert)) as response:
+            async with self._session.post(
+                self._url, json=build_slack_payload(alert, self._zone)
+            ) as response:
                 if response.status == 200:
                     return None
                 detail = (await response.text())[:500]
