@@ -1,5 +1,8 @@
 """The broker connection: connect with a clear error, declare a given topology, open channels.
 
+``AMQP_URL`` may name several nodes of a cluster, comma-separated: :func:`connect` takes the
+first that answers and fails over to the next when its node is lost.
+
 Every service calls :func:`declare_topology` at start with the whole topology of the system, so
 the durable queues of the system of record exist whichever service connects first (no event
 goes into an exchange with no queue).
@@ -18,6 +21,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from chassis.broker_urls import parse_amqp_urls, redact_url
+from chassis.failover import FailoverConnection
 from chassis.topology import QueueSpec, Topology
 
 log = logging.getLogger(__name__)
@@ -27,29 +32,39 @@ class BrokerUnavailable(RuntimeError):
     """RabbitMQ did not answer at start; the message says where we tried (without secrets)."""
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password replaced, fit for a log line."""
-    from yarl import URL
+async def connect(url: str, *, timeout_s: float = 10.0, name: str = "") -> FailoverConnection:
+    """Return a robust connection to the first address of ``url`` that answers.
 
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url
-
-
-async def connect(url: str, *, timeout_s: float = 10.0, name: str = "") -> AbstractRobustConnection:
-    """Return a robust connection (it reconnects by itself after the first success).
-
-    Raises ``BrokerUnavailable`` when the first connection cannot be made within ``timeout_s``.
+    ``url`` is one AMQP URL or several, comma-separated (one per cluster node). Each address
+    gets ``timeout_s``. Once connected, the connection reconnects by itself, to the next address
+    in turn when its node is lost (see :class:`~chassis.failover.FailoverConnection`).
+    Raises ``BrokerUnavailable`` when no address answers, or when ``url`` is not a list of AMQP
+    URLs.
     """
     try:
-        return await aio_pika.connect_robust(
-            url,
-            timeout=timeout_s,
+        urls = parse_amqp_urls(url)
+    except ValueError as exc:
+        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc}") from None
+    failures = []
+    for start in range(len(urls)):
+        connection = FailoverConnection(
+            urls[start:] + urls[:start],
             client_properties={"connection_name": name or "chainsights-jobs"},
         )
-    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-        raise BrokerUnavailable(
-            f"cannot connect to RabbitMQ at {redact_url(url)}: {exc or type(exc).__name__}"
-        ) from exc
+        try:
+            await connection.connect(timeout=timeout_s)
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            await connection.close()
+            failures.append(f"{redact_url(urls[start])}: {exc or type(exc).__name__}")
+            continue
+        if start:
+            log.warning(
+                "connected to RabbitMQ at %s; no answer from %s",
+                redact_url(urls[start]),
+                "; ".join(failures),
+            )
+        return connection
+    raise BrokerUnavailable(f"cannot connect to RabbitMQ at {'; '.join(failures)}")
 
 
 async def declare_exchange(channel: AbstractChannel, topology: Topology) -> AbstractExchange:

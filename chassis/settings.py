@@ -16,6 +16,7 @@ from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chassis.broker_urls import parse_amqp_urls
 from chassis.topology import Subscribers, Topology
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -57,6 +58,12 @@ def _not_negative(value: timedelta) -> timedelta:
     return value
 
 
+def _amqp_url_list(value: SecretStr) -> SecretStr:
+    # The error names the entry by position only: the text may hold a password.
+    parse_amqp_urls(value.get_secret_value())
+    return value
+
+
 def _cron_expression(value: str) -> str:
     # A schedule that cannot fire must stop the start, not be found out at midnight.
     if len(value.split()) != 5 or not croniter.is_valid(value):
@@ -67,6 +74,8 @@ def _cron_expression(value: str) -> str:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
 PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 CronExpression = Annotated[str, AfterValidator(_cron_expression)]
+AmqpUrls = Annotated[SecretStr, AfterValidator(_amqp_url_list)]
+"""One AMQP URL, or several comma-separated (one per cluster node); a secret."""
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
@@ -85,7 +94,7 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
-    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: AmqpUrls = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     outbox_retention: Duration = timedelta(days=7)

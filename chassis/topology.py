@@ -66,7 +66,14 @@ class QueueSpec:
         return dead_letter_queue(self.name)
 
     def arguments(self) -> dict[str, Any]:
-        """Return the ``x-`` arguments the queue is declared with (the same on every declare)."""
+        """Return the ``x-`` arguments the queue is declared with (the same on every declare).
+
+        No ``x-quorum-initial-group-size``: RabbitMQ then gives a quorum queue a replica on
+        every node of a cluster (all nodes on 3.x; ``quorum_cluster_size``, 3 by default, on
+        4.x) and one on a single node; and a queue that exists without an argument refuses a
+        redeclare with it (``PRECONDITION_FAILED``), so adding one would stop every service
+        on a broker that already holds the queues.
+        """
         args: dict[str, Any] = {
             "x-queue-type": "quorum",
             "x-delivery-limit": self.delivery_limit,
