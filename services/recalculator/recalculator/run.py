@@ -3,13 +3,13 @@
 ``Recalculation.run(request)`` takes the job's run lock (a second run is refused and writes
 nothing), reads the DAOs to score (unknown or inactive ids named: refused, nothing written),
 writes the job row with JobStarted (and the request's RunAccepted), then scores each DAO in
-its own task (at most ``concurrency`` at once). Each DAO ends in one transaction: its score row
-with DaoProcessed, or its DaoFailed. A fatal error (the DAO list cannot be read, the scoring
-crashes, the run is cancelled) stops the remaining DAOs and still ends in JobFinished
-``failed`` with ``fatal_error``. A database that is briefly away (a restart) is not fatal: each
-DAO's transaction is retried for up to ``database_patience_s``, and the job's JobFinished for as
-long as it takes. Events reach the broker through the outbox relay, woken after each commit;
-nothing here talks to RabbitMQ.
+its own task (at most ``concurrency`` at once, :mod:`recalculator.dao_tasks`). Each DAO ends in
+one statement: its score row with DaoProcessed, or its DaoFailed. A fatal error (the DAO list
+cannot be read, the scoring crashes, the run is cancelled) stops the remaining DAOs and still
+ends in JobFinished ``failed`` with ``fatal_error``. A database that is briefly away (a
+restart) is not fatal: each DAO's statement is retried for up to ``database_patience_s``, and
+the job's JobFinished for as long as it takes. Events reach the broker through the outbox
+relay, woken after each commit; nothing here talks to RabbitMQ.
 """
 
 from __future__ import annotations
