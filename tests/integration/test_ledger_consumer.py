@@ -13,6 +13,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client import REGISTRY
 
+from chassis.batch_consumer import PARSE_CHUNK
 from chassis.broker import declare_topology
 from chassis.deadletter import REASON_HEADER
 from chassis.topology import Topology, dead_letter_queue
@@ -20,7 +21,7 @@ from contracts.codec import event_body, parse_event
 from contracts.events import DaoProcessed, DaoProcessedPayload, Event
 from contracts.topology import BrokerNames
 from job_ledger import consumer as consumer_module
-from job_ledger.consumer import PARSE_CHUNK, EventConsumer
+from job_ledger.consumer import event_consumer
 from job_ledger.job_logs import load_rows
 from job_ledger.projection import fold_jobs
 from tests.support.broker import collect, eventually
@@ -195,7 +196,7 @@ async def test_a_batch_lets_the_event_loop_run_other_work_while_it_parses(
     monkeypatch.setattr(consumer_module, "parse_event", parse_noting)
     running = asyncio.create_task(other_work())
     try:
-        await EventConsumer(
+        await event_consumer(
             pool, amqp, Topology.of(declared).queue(declared.ledger_queue)
         ).handle_batch(batch)
     finally:
@@ -204,3 +205,30 @@ async def test_a_batch_lets_the_event_loop_run_other_work_while_it_parses(
     assert [len(set(chunk)) for chunk in chunks] == [1, 1, 1], "no yield inside a chunk"
     assert len({chunk[0] for chunk in chunks}) == 3, "a yield between chunks"
     assert await stored_count(pool) == len(events)
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_alone_and_its_batch_folded(
+    pool: asyncpg.Pool, amqp: AbstractRobustConnection, declared: BrokerNames
+) -> None:
+    job_id = uuid.uuid4()
+    good = job_events(job_id, 6)
+    # A valid event by the contract that Postgres refuses to store: jsonb holds no NUL.
+    refused = DaoProcessed(
+        job_id=job_id,
+        job_name=JOB_NAME,
+        sequence=6,
+        payload=DaoProcessedPayload(dao_id="nul", dao_name="N\u0000L", score=1, duration_ms=1),
+    )
+    await publish(amqp, declared, [*good[:3], refused, *good[3:]])
+    async with consuming(pool, amqp, declared, batch_size=100):
+        await eventually(lambda: stored_count(pool), lambda n: n == len(good))
+        dead_queue = await (await amqp.channel()).get_queue(
+            dead_letter_queue(declared.ledger_queue)
+        )
+        [dead] = await collect(dead_queue, 1)
+
+    assert dead.message_id == str(refused.event_id)
+    reason = str((dead.headers or {})[REASON_HEADER])
+    assert reason.startswith("database rejected the event: UntranslatableCharacterError"), reason
+    async with pool.acquire() as conn:
+        assert await load_rows(conn) == fold_jobs(good)

@@ -231,3 +231,34 @@ async def test_the_watchdog_waits_for_the_settle_time_after_the_consumer_attache
     assert report.waiting is not None and "settling for 3600s" in report.waiting
     status = await pool.fetchval("SELECT status::text FROM job_logs WHERE id = $1", job_id)
     assert status == "running"
+
+
+async def test_the_watchdog_waits_for_the_batch_in_the_consumers_hands_to_commit(
+    stack: Stack,
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = uuid.uuid4()
+    run = timed(job_events(job_id, 3), T0)
+    await fold(pool, run)
+    clock = Clock(T0 + 2 * STALE_AFTER)
+
+    settings = ledger_settings(stack)
+    async with bootstrap(settings, clock=clock) as ledger, consuming(ledger):
+        async with pool.acquire() as holder, holder.transaction():
+            # The job's row is locked: the consumer's batch with its JobFinished cannot commit.
+            await holder.execute("SELECT 1 FROM job_logs WHERE id = $1 FOR UPDATE", job_id)
+            await publish(stack.amqp, stack.topology, [finished(job_id, 3, T0)])
+            await eventually(lambda: _received(ledger), lambda n: n >= 1)
+            await asyncio.sleep(0.4)  # past the settle time: only the commit is awaited
+            check = asyncio.create_task(ledger.watchdog.check_once())
+            await asyncio.sleep(0.5)
+            assert not check.done(), "judged while the consumer held an uncommitted JobFinished"
+        report = await check
+
+    assert report.waiting is None and report.abandoned == []
+    status = await pool.fetchval("SELECT status::text FROM job_logs WHERE id = $1", job_id)
+    assert status == "completed"
+
+
+async def _received(ledger: Ledger) -> int:
+    return ledger.consumer.progress.received

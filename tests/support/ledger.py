@@ -15,6 +15,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
+from chassis.batch_consumer import BatchConsumer
 from chassis.broker import publisher_channel
 from chassis.database import create_pool, migrate
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
@@ -32,7 +33,7 @@ from contracts.events import (
     routing_key,
 )
 from contracts.topology import BrokerNames
-from job_ledger.consumer import EventConsumer
+from job_ledger.consumer import event_consumer
 from job_ledger.migrations import MIGRATIONS
 from tests.harness.scratch import service_env
 
@@ -133,8 +134,8 @@ async def consuming(
     connection: AbstractRobustConnection,
     topology: BrokerNames,
     batch_size: int = 500,
-) -> AsyncIterator[tuple[EventConsumer, asyncio.Task[None]]]:
-    consumer = EventConsumer(
+) -> AsyncIterator[tuple[BatchConsumer[Event], asyncio.Task[None]]]:
+    consumer = event_consumer(
         pool,
         connection,
         Topology.of(topology).queue(topology.ledger_queue),

@@ -26,6 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.attachment import BROKER_CALL_TIMEOUT_S, Attachment, broker_ready_count
+from chassis.progress import DeliveryProgress
 
 COMMIT_WAIT = timedelta(seconds=10)
 """How long the gate waits for the messages in the consumer's hands to be committed."""
@@ -37,33 +38,6 @@ class CatchUp(Protocol):
     async def wait_reason(self) -> str | None:
         """None when caught up, else why the watchdog must wait."""
         ...
-
-
-class DeliveryProgress:
-    """How many messages a consumer received and how many it has handled since it started."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.handled = 0
-        self._changed = asyncio.Condition()
-
-    def note_received(self) -> None:
-        self.received += 1
-
-    async def note_handled(self, count: int) -> None:
-        """Count ``count`` messages as settled (acked, dead-lettered, or left to redelivery)."""
-        async with self._changed:
-            self.handled += count
-            self._changed.notify_all()
-
-    async def wait_handled(self, mark: int, timeout_s: float) -> bool:
-        """Wait until ``mark`` messages are handled; False if that took over ``timeout_s``."""
-        try:
-            async with asyncio.timeout(timeout_s), self._changed:
-                await self._changed.wait_for(lambda: self.handled >= mark)
-        except TimeoutError:
-            return False
-        return True
 
 
 class CatchUpGate:

@@ -1,40 +1,35 @@
-"""The ledger's consumer: messages in batches, one transaction per batch, ack after commit.
+"""The ledger's consumer: every event on its queue stored and folded, a batch per transaction.
 
-A batch is up to ``batch_size`` messages, or what arrived within ``batch_wait`` after its first.
-Invalid messages are dead-lettered at once with the reason; the rest are stored and folded in
-one transaction (:func:`job_ledger.recording.record_events`) and acked only after it committed.
-While Postgres is unreachable the batch stays unacked and is retried with backoff, so the
-consumer resumes by itself. A (job_id, sequence) taken by another event is a contract
-violation: that message is dead-lettered, the others go on. A batch the database rejects for
-its content (not its availability) is retried one message at a time and the rejected message
-dead-lettered, so one bad value cannot stall the queue. Parsing yields to the event loop
-every :data:`PARSE_CHUNK` messages, so a full batch does not hold the loop (and whatever else
-it serves, the API in ``serve --role all``) for the whole of its parse.
+It is a batch handler on the chassis's :class:`~chassis.batch_consumer.BatchConsumer`, which
+parses at the edge, hands batches in delivery order, acks a batch only after the handler
+returned (its transaction committed), retries it in place while Postgres is away, and re-attaches
+a consumer the broker lost.
+
+| a message …                                        | becomes                                   |
+|----------------------------------------------------|-------------------------------------------|
+| that is no valid event (:func:`parse_ledger_event`) | dead-lettered: ``contract violation: …``  |
+| whose (job_id, sequence) another event holds       | dead-lettered: ``contract violation: …``  |
+| that the database refuses for its content          | dead-lettered alone (its batch is handed  |
+|                                                    | again one message at a time)              |
+| anything else                                      | stored and folded, then acked             |
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from uuid import UUID
 
-import aio_pika
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 
-from chassis.attachment import CHANNEL_GONE_ERRORS, Attachment
-from chassis.broker import publisher_channel
-from chassis.database import TRANSIENT_DATABASE_ERRORS
-from chassis.deadletter import dead_letter
+from chassis.batch_consumer import BatchConsumer
+from chassis.delivery import Rejected
+from chassis.retry import is_transient_database_error
 from chassis.topology import QueueSpec
 from contracts.codec import ContractError, parse_event
 from contracts.events import Event, utc_now
 from job_ledger import metrics
-from job_ledger.catch_up import DeliveryProgress
 from job_ledger.event_store import StoreResult
 from job_ledger.recording import record_events
 
@@ -42,198 +37,40 @@ log = logging.getLogger(__name__)
 
 _LOGGED_TYPES = frozenset({"JobStarted", "JobFinished", "JobAbandoned", "JobMissed"})
 
-PARSE_CHUNK = 50
-"""Messages parsed between two yields to the event loop (a yield costs about a microsecond,
-parsing 50 messages about a millisecond)."""
+
+def parse_ledger_event(body: bytes) -> Event:
+    """The event ``body`` carries; raises :class:`Rejected` saying why it is none."""
+    try:
+        return parse_event(body)
+    except ContractError as exc:
+        raise Rejected(f"contract violation: {exc}", cause="invalid") from exc
 
 
-class EventConsumer:
-    """Consumes the ledger queue until :meth:`stop`; see the module docstring.
+class EventFolder:
+    """Stores and folds a batch of events in one transaction (a batch handler)."""
 
-    ``start`` opens the channels and attaches the consumer; ``run`` folds batches until stopped
-    and returns after the messages already received are handled (acked or dead-lettered).
-    ``progress`` counts the messages received and handled (what the watchdog's gate waits for).
-    """
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        connection: AbstractRobustConnection,
-        queue: QueueSpec,
-        *,
-        batch_size: int = 500,
-        batch_wait: timedelta = timedelta(milliseconds=50),
-        max_backoff_s: float = 10.0,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._pool = pool
-        self._connection = connection
-        self._spec = queue
-        self._batch_size = batch_size
-        self._batch_wait_s = batch_wait.total_seconds()
-        self._max_backoff_s = max_backoff_s
         self._clock = clock
-        # A little above the batch size: a full batch can form while the previous one commits.
-        self.prefetch = batch_size + max(10, batch_size // 5)
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self.progress = DeliveryProgress()
-        self._attachment = Attachment(connection, queue, self.prefetch, self._on_message)
-        self._dead_channel: AbstractChannel | None = None
-        self._stopping = False
 
-    async def start(self) -> None:
-        """Open the consuming and dead-letter channels and attach the consumer."""
-        self._dead_channel = await publisher_channel(self._connection)
-        await self._attachment.attach()
-        log.info(
-            "consuming %s (batches of up to %d, prefetch %d)",
-            self._spec.name,
-            self._batch_size,
-            self.prefetch,
-            extra={"queue": self._spec.name},
-        )
+    async def __call__(self, events: Sequence[Event]) -> Mapping[int, Rejected]:
+        """Store and fold ``events``; return the positions whose sequence another event holds.
 
-    @property
-    def attachment(self) -> Attachment:
-        """The consumer on the queue: its readiness check, and what the watch re-attaches."""
-        return self._attachment
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self.progress.note_received()
-        self._inbox.put_nowait(message)
-
-    async def stop(self) -> None:
-        """Stop taking deliveries; :meth:`run` then handles what it holds and returns."""
-        if self._stopping:
-            return
-        self._stopping = True
-        # Time-bounded: during a broker outage a cancel would wait for the reconnect.
-        await self._attachment.detach()
-        self._inbox.put_nowait(None)
-
-    async def run(self) -> None:
-        """Fold batches until :meth:`stop`; raises what is not a transient database error.
-
-        The broker going away under a batch is not an error of the consumer: the batch is
-        left to the broker to redeliver and the next one is taken.
+        Raises :class:`Rejected` when the database refuses the batch for its content, and the
+        database's error when it is away (nothing is then stored). Idempotent.
         """
-        done = False
-        while not done:
-            batch, done = await self._next_batch()
-            if not batch:
-                continue
-            try:
-                await self.handle_batch(batch)
-            except CHANNEL_GONE_ERRORS as exc:
-                log.warning(
-                    "the broker went away under a batch of %d (it will be redelivered): %s",
-                    len(batch),
-                    f"{type(exc).__name__}: {exc}",
-                )
-            finally:
-                await self.progress.note_handled(len(batch))
-
-    async def _next_batch(self) -> tuple[list[AbstractIncomingMessage], bool]:
-        first = await self._inbox.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._batch_wait_s
-        while len(batch) < self._batch_size:
-            try:
-                item = self._inbox.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._inbox.get(), remaining)
-                except TimeoutError:
-                    break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    async def handle_batch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
-        """Dead-letter the invalid messages, store and fold the rest, then ack them."""
-        metrics.BATCH_SIZE.observe(len(batch))
-        parsed: list[tuple[AbstractIncomingMessage, Event]] = []
-        for index, message in enumerate(batch):
-            if index and index % PARSE_CHUNK == 0:
-                await asyncio.sleep(0)
-            try:
-                parsed.append((message, parse_event(message.body)))
-            except ContractError as exc:
-                await self._dead_letter(message, f"contract violation: {exc}", "invalid")
-        if not parsed:
-            return
+        metrics.BATCH_SIZE.observe(len(events))
         with metrics.BATCH_SECONDS.time():
             try:
-                results = [await self._store([e for _, e in parsed])]
-                groups = [parsed]
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, TRANSIENT_DATABASE_ERRORS):
-                    raise
-                log.warning("database rejected a batch (%s); storing one message at a time", exc)
-                results, groups = await self._store_one_by_one(parsed)
-        for group, result in zip(groups, results, strict=True):
-            await self._settle(group, result)
-
-    async def _store(self, events: list[Event]) -> StoreResult:
-        """Store and fold ``events`` in one transaction, retrying while Postgres is away."""
-        attempt = 0
-        while True:
-            try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    return await record_events(conn, events)
-            except TRANSIENT_DATABASE_ERRORS as exc:
-                attempt += 1
-                metrics.DATABASE_RETRIES.inc()
-                delay = min(self._max_backoff_s, 0.1 * 2 ** min(attempt, 10))
-                delay *= random.uniform(0.5, 1.0)
-                log.warning(
-                    "cannot store a batch of %d events (attempt %d, retry in %.1fs): %s",
-                    len(events),
-                    attempt,
-                    delay,
-                    f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
-
-    async def _store_one_by_one(
-        self, parsed: list[tuple[AbstractIncomingMessage, Event]]
-    ) -> tuple[list[StoreResult], list[list[tuple[AbstractIncomingMessage, Event]]]]:
-        results: list[StoreResult] = []
-        groups: list[list[tuple[AbstractIncomingMessage, Event]]] = []
-        for message, event in parsed:
-            try:
-                results.append(await self._store([event]))
-                groups.append([(message, event)])
+                    result = await record_events(conn, events)
             except asyncpg.PostgresError as exc:
-                if isinstance(exc, TRANSIENT_DATABASE_ERRORS):
+                if is_transient_database_error(exc):
                     raise
                 reason = f"database rejected the event: {type(exc).__name__}: {exc}"
-                await self._dead_letter(message, reason, "rejected")
-        return results, groups
-
-    async def _settle(
-        self, parsed: list[tuple[AbstractIncomingMessage, Event]], result: StoreResult
-    ) -> None:
-        by_id: dict[UUID, list[AbstractIncomingMessage]] = defaultdict(list)
-        for message, event in parsed:
-            by_id[event.event_id].append(message)
-        conflicts = {e.event_id: e for e in result.conflicts}
-        for event_id, event in conflicts.items():
-            reason = (
-                f"contract violation: sequence {event.sequence} of job {event.job_id} is"
-                f" already taken by another event (this one is {event_id})"
-            )
-            for message in by_id.pop(event_id):
-                await self._dead_letter(message, reason, "sequence_conflict")
-        await self._ack_all([m for messages in by_id.values() for m in messages])
+                raise Rejected(reason, cause="rejected") from exc
         self._record_metrics(result)
+        return sequence_conflicts(events, result)
 
     def _record_metrics(self, result: StoreResult) -> None:
         for event in result.inserted:
@@ -250,50 +87,42 @@ class EventConsumer:
             latest = max(e.occurred_at for e in result.inserted)
             metrics.PROJECTION_LAG.set((self._clock() - latest).total_seconds())
 
-    async def _ack_all(self, messages: Sequence[AbstractIncomingMessage]) -> None:
-        """Ack ``messages`` with one multiple-ack (of the highest tag) per channel.
 
-        Safe because batches are taken in delivery order and each is settled before the next:
-        every earlier delivery on that channel is this batch's or settled already.
-        """
-        last: dict[int, AbstractIncomingMessage] = {}
-        orphans = 0
-        for message in messages:
-            try:
-                key = id(message.channel)
-            except aio_pika.exceptions.ChannelInvalidStateError:
-                # Its channel closed (broker restart, re-attach): the broker redelivers it.
-                orphans += 1
-                continue
-            held = last.get(key)
-            if held is None or (message.delivery_tag or 0) > (held.delivery_tag or 0):
-                last[key] = message
-        for message in last.values():
-            await self._ack(message, multiple=True)
-        if orphans:
-            log.warning(
-                "%d stored messages not acked, their channel closed (they will be redelivered"
-                " and ignored as duplicates)",
-                orphans,
-            )
+def sequence_conflicts(events: Sequence[Event], result: StoreResult) -> dict[int, Rejected]:
+    """The positions of ``events`` the store refused because another event holds their
+    (job_id, sequence), each with the reason it is dead-lettered for."""
+    conflicts = {e.event_id for e in result.conflicts}
+    return {
+        index: Rejected(
+            f"contract violation: sequence {event.sequence} of job {event.job_id} is"
+            f" already taken by another event (this one is {event.event_id})",
+            cause="sequence_conflict",
+        )
+        for index, event in enumerate(events)
+        if event.event_id in conflicts
+    }
 
-    async def _ack(self, message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
-        try:
-            await message.ack(multiple=multiple)
-        except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-            # Committed already: the broker redelivers it and the event store ignores it.
-            log.warning("could not ack %s (will be redelivered): %s", message.message_id, exc)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, cause: str) -> None:
-        if self._dead_channel is None:
-            raise RuntimeError("EventConsumer.start() was not called")
-        try:
-            await dead_letter(self._dead_channel, message, self._spec.dead_letter_queue, reason)
-        except (aio_pika.exceptions.AMQPError, TimeoutError, RuntimeError) as exc:
-            log.warning("could not dead-letter %s, requeued: %s", message.message_id, exc)
-            try:
-                await message.nack(requeue=True)
-            except (aio_pika.exceptions.AMQPError, RuntimeError):
-                log.warning("could not nack %s either; the broker will redeliver it", exc)
-            return
-        metrics.DEAD_LETTERED.labels(cause).inc()
+def event_consumer(
+    pool: asyncpg.Pool,
+    connection: AbstractRobustConnection,
+    queue: QueueSpec,
+    *,
+    batch_size: int = 500,
+    batch_wait: timedelta = timedelta(milliseconds=50),
+    max_backoff_s: float = 10.0,
+    clock: Callable[[], datetime] = utc_now,
+) -> BatchConsumer[Event]:
+    """The consumer of the ledger's queue: batches of up to ``batch_size`` events, or what
+    came within ``batch_wait`` of the first, folded by :class:`EventFolder`."""
+    return BatchConsumer(
+        connection,
+        queue,
+        parse_ledger_event,
+        EventFolder(pool, clock=clock),
+        batch_size=batch_size,
+        batch_wait_s=batch_wait.total_seconds(),
+        on_dead_letter=lambda rejected: metrics.DEAD_LETTERED.labels(rejected.cause).inc(),
+        on_retry=lambda _: metrics.DATABASE_RETRIES.inc(),
+        max_backoff_s=max_backoff_s,
+    )

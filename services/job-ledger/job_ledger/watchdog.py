@@ -28,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from croniter import croniter
 
-from chassis.database import TRANSIENT_DATABASE_ERRORS, Connection
+from chassis.database import Connection
 from chassis.outbox import enqueue
+from chassis.retry import describe, is_transient_database_error
 from contracts.codec import encode_event
 from contracts.events import (
     JobAbandoned,
@@ -108,12 +109,15 @@ class Watchdog:
         self._on_enqueued = on_enqueued
 
     async def run(self) -> None:
-        """Check until cancelled; a database outage is logged and retried at the next tick."""
+        """Check every ``interval`` until cancelled; a check the database is away for is
+        logged and skipped (the next one retries); raises any other error."""
         while True:
             try:
                 await self.check_once()
-            except TRANSIENT_DATABASE_ERRORS as exc:
-                log.warning("watchdog check skipped, database unavailable: %s", exc)
+            except Exception as exc:
+                if not is_transient_database_error(exc):
+                    raise
+                log.warning("watchdog check skipped, database unavailable: %s", describe(exc))
             await asyncio.sleep(self._interval_s)
 
     async def check_once(self) -> CheckReport:
@@ -188,50 +192,14 @@ class Watchdog:
                 "SELECT pg_advisory_xact_lock(hashtext('job-ledger-schedule:' || $1))",
                 self._job_name,
             )
-            cursor = await conn.fetchval(
-                "SELECT max(scheduled_for) FROM schedule_checks WHERE job_name = $1",
-                self._job_name,
-            )
-            if cursor is None:
-                # Slots from before the ledger was installed are none of its business: a fresh
-                # install on a Tuesday must not greet the admin with "Monday's run was missed".
-                since = self._watching_since or await conn.fetchval(
-                    "SELECT min(applied_at) FROM schema_migrations"
-                )
-                cursor = max(now - self._lookback, since or now)
-            slots = croniter(self._schedule, cursor)
+            slots = croniter(self._schedule, await self._schedule_cursor(conn, now))
             for _ in range(MAX_SLOTS_PER_CHECK):
                 slot = slots.get_next(datetime).astimezone(UTC)
                 if slot + self._grace > now:
                     break
-                ran = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM job_logs WHERE job_name = $1"
-                    " AND started_at BETWEEN $2 AND $3 AND outcome <> 'missed')",
-                    self._job_name,
-                    slot - self._grace,
-                    slot + self._grace,
-                )
-                await conn.execute(
-                    "INSERT INTO schedule_checks (job_name, scheduled_for, outcome)"
-                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    self._job_name,
-                    slot,
-                    "started" if ran else "missed",
-                )
-                if ran:
+                if await self._slot_started(conn, slot):
                     started.append(slot)
-                    continue
-                job_id, event_id = missed_ids(self._job_name, slot)
-                event = JobMissed(
-                    event_id=event_id,
-                    job_id=job_id,
-                    job_name=self._job_name,
-                    occurred_at=now,
-                    payload=JobMissedPayload(
-                        scheduled_for=slot, grace_s=int(self._grace.total_seconds())
-                    ),
-                )
-                if await self._record_and_publish(conn, event):
+                elif await self._record_missed(conn, slot, now):
                     missed.append(slot)
         for slot in missed:
             metrics.RUNS_MISSED.inc()
@@ -243,6 +211,55 @@ class Watchdog:
                 extra={"job_id": missed_ids(self._job_name, slot)[0]},
             )
         return started, missed
+
+    async def _schedule_cursor(self, conn: Connection, now: datetime) -> datetime:
+        """The time after which slots are still to check: the last slot recorded, or for the
+        first check ever ``lookback`` ago but not before the ledger was installed."""
+        cursor: datetime | None = await conn.fetchval(
+            "SELECT max(scheduled_for) FROM schedule_checks WHERE job_name = $1",
+            self._job_name,
+        )
+        if cursor is not None:
+            return cursor
+        # Slots from before the ledger was installed are none of its business: a fresh
+        # install on a Tuesday must not greet the admin with "Monday's run was missed".
+        since = self._watching_since or await conn.fetchval(
+            "SELECT min(applied_at) FROM schema_migrations"
+        )
+        return max(now - self._lookback, since or now)
+
+    async def _slot_started(self, conn: Connection, slot: datetime) -> bool:
+        """Record in ``schedule_checks`` whether a run started within ``slot``'s grace (a
+        missed slot's own row is no run); return whether one did."""
+        ran = bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM job_logs WHERE job_name = $1"
+                " AND started_at BETWEEN $2 AND $3 AND outcome <> 'missed')",
+                self._job_name,
+                slot - self._grace,
+                slot + self._grace,
+            )
+        )
+        await conn.execute(
+            "INSERT INTO schedule_checks (job_name, scheduled_for, outcome)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            self._job_name,
+            slot,
+            "started" if ran else "missed",
+        )
+        return ran
+
+    async def _record_missed(self, conn: Connection, slot: datetime, now: datetime) -> bool:
+        """Record and publish the JobMissed of ``slot``; False if it was recorded already."""
+        job_id, event_id = missed_ids(self._job_name, slot)
+        event = JobMissed(
+            event_id=event_id,
+            job_id=job_id,
+            job_name=self._job_name,
+            occurred_at=now,
+            payload=JobMissedPayload(scheduled_for=slot, grace_s=int(self._grace.total_seconds())),
+        )
+        return await self._record_and_publish(conn, event)
 
     async def _record_and_publish(self, conn: Connection, event: JobAbandoned | JobMissed) -> bool:
         result = await record_events(conn, [event])

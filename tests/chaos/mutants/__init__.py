@@ -9,7 +9,7 @@ a mutation check asks for it (``tests/chaos/test_mutation_checks.py``).
 - ``relay-marks-unconfirmed``: the outbox relay counts every publish as confirmed, so a row
   whose publish failed or was never confirmed is marked sent (``chassis.outbox``).
 - ``ledger-acks-before-commit``: the ledger acks a batch as it arrives, before storing it
-  (``job_ledger.consumer``).
+  (``chassis.batch_consumer``, which the ledger's consumer runs on).
 - ``notifier-sends-before-recording``: the notifier emails an outcome as the event arrives,
   before its delivery record is written, and every email goes without its
   ``Idempotency-Key`` (``notifier.consumer``, ``notifier.email_resend``).

@@ -17,22 +17,24 @@ def relay_marks_unconfirmed() -> None:
 
 
 def ledger_acks_before_commit() -> None:
-    """The ledger acks each batch as it comes, then stores it (and acks nothing after)."""
-    from job_ledger.consumer import EventConsumer
+    """The ledger acks each batch as it comes, then stores it (and acks nothing after).
 
-    store_and_ack = EventConsumer.handle_batch
-    ack_all = EventConsumer._ack_all
+    Patches the chassis's batch consumer, which only the ledger's consumer uses.
+    """
+    import chassis.batch_consumer as batching
 
-    async def ack_then_store(self: EventConsumer, batch: Sequence[Any]) -> None:
-        await ack_all(self, list(batch))
+    store_and_ack = batching.BatchConsumer.handle_batch
+    ack_all = batching.ack_all
 
-        async def acked_already(messages: Sequence[Any]) -> None:
-            return None
-
-        self._ack_all = acked_already  # type: ignore[method-assign]
+    async def ack_then_store(self: batching.BatchConsumer[Any], batch: Sequence[Any]) -> None:
+        await ack_all(list(batch))
         await store_and_ack(self, batch)
 
-    EventConsumer.handle_batch = ack_then_store  # type: ignore[method-assign]
+    async def acked_already(messages: Sequence[Any]) -> None:
+        return None
+
+    batching.BatchConsumer.handle_batch = ack_then_store  # type: ignore[method-assign]
+    batching.ack_all = acked_already
 
 
 def notifier_sends_before_recording() -> None:
