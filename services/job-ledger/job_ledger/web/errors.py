@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chassis.database import TRANSIENT_DATABASE_ERRORS
+from chassis.retry import TRANSIENT_DATABASE_ERRORS
 from job_ledger.web.templating import render_error_page
 
 log = logging.getLogger(__name__)
