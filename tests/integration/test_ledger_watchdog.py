@@ -6,12 +6,16 @@ The ledger counts as caught up here (its gate is tested through the composition 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from aio_pika.abc import AbstractRobustConnection
 
+from chassis.database import create_pool
 from chassis.outbox import OutboxRelay, pending_count
 from contracts.codec import parse_event
 from contracts.events import JobAbandoned, JobMissed, JobMissedPayload
@@ -223,3 +227,34 @@ async def test_rebuild_adds_the_row_of_a_slot_missed_before_missed_slots_had_row
     assert (difference.job_id, difference.live) == (job_id, None)
     assert await pool.fetchval("SELECT outcome FROM job_logs WHERE id = $1", job_id) == "missed"
     assert await rebuild(pool) == []
+
+
+async def test_a_check_the_database_is_away_for_is_skipped_and_the_next_one_judges(
+    database_url: str, schema: str, pool: asyncpg.Pool, topology: BrokerNames
+) -> None:
+    stale = await fold_started_job(pool, MONDAY)
+    clock = Clock(MONDAY + 2 * STALE_AFTER)
+    # A pool whose connections are gone: every check meets the outage (InterfaceError).
+    away = await create_pool(database_url, schema)
+    await away.close()
+    outage = watchdog(away, topology, clock, interval=timedelta(milliseconds=50))
+    running = asyncio.create_task(outage.run())
+    await asyncio.sleep(0.3)
+    assert not running.done(), "the outage ended the watchdog"
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    report = await watchdog(pool, topology, clock).check_once()
+    assert report.abandoned == [stale]
+
+
+async def test_a_check_that_fails_for_another_reason_ends_the_watchdog(
+    pool: asyncpg.Pool, topology: BrokerNames
+) -> None:
+    class Broken:
+        async def wait_reason(self) -> str | None:
+            raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await asyncio.wait_for(watchdog(pool, topology, Clock(MONDAY), gate=Broken()).run(), 5)
