@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from job_ledger import run_requests
-from job_ledger.web import commands, queries, rows
+from job_ledger.web import new_runs, queries, rows
 from job_ledger.web.context import WebContext
 from job_ledger.web.errors import ApiError, JsonResponse
 from job_ledger.web.figures import job_stats, progress_of
@@ -100,11 +100,11 @@ class JsonApi:
 
     async def run(self, request: Request) -> Response:
         job_name, dao_ids = _run_body(await _small_body(request))
-        command = await commands.request_new_run(self.ctx, job_name, dao_ids)
+        command = await new_runs.request_new_run(self.ctx, job_name, dao_ids)
         return JsonResponse({"data": run_request_json(command)}, status_code=202)
 
     async def retry_failed(self, request: Request) -> Response:
-        command = await commands.request_retry(self.ctx, parse_uuid(request.path_params["id"]))
+        command = await new_runs.request_retry(self.ctx, parse_uuid(request.path_params["id"]))
         return JsonResponse({"data": run_request_json(command)}, status_code=202)
 
     async def run_request_outcome(self, request: Request) -> Response:

@@ -30,8 +30,8 @@ from job_ledger.web.errors import (
     error_response,
     http_exception_message,
 )
-from job_ledger.web.guard import PageSettings
 from job_ledger.web.openapi import openapi_document
+from job_ledger.web.page_sessions import PageSettings
 from job_ledger.web.pages import page_routes
 from job_ledger.web.templating import render_error_page
 

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from job_ledger.web.auth import SESSION_COOKIE, password_matches
-from job_ledger.web.guard import (
+from job_ledger.web.page_sessions import (
     PageSettings,
     forget_session,
     remember_session,

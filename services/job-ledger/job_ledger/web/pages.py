@@ -14,14 +14,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from job_ledger.web import commands, queries, rows
+from job_ledger.web import new_runs, queries, rows
 from job_ledger.web.auth import Session
 from job_ledger.web.charts import runs_chart
 from job_ledger.web.context import WebContext
 from job_ledger.web.display import event_summary
 from job_ledger.web.errors import ApiError
 from job_ledger.web.figures import job_stats, progress_of, schedule_glance
-from job_ledger.web.guard import (
+from job_ledger.web.login import login_routes
+from job_ledger.web.page_sessions import (
     PageSettings,
     clear_flash,
     redirect_with_flash,
@@ -29,7 +30,6 @@ from job_ledger.web.guard import (
     signed_form,
     take_flash,
 )
-from job_ledger.web.login import login_routes
 from job_ledger.web.params import parse_job_name, parse_uuid
 from job_ledger.web.request_notice import (
     QUERY_PARAM,
@@ -135,7 +135,7 @@ class AdminPages:
         back = str(form.get("back") or "")
         target = back if back.startswith("/admin/jobs") and "//" not in back else "/admin/jobs"
         try:
-            command = await commands.request_new_run(self.ctx)
+            command = await new_runs.request_new_run(self.ctx)
         except ApiError as exc:
             return redirect_with_flash(target, exc.message, "error", self.settings)
         return RedirectResponse(page_with_notice(target, command.request_id), status_code=303)
@@ -150,7 +150,7 @@ class AdminPages:
             return await render_error_page(400, exc.message)
         target = f"/admin/jobs/{job_id}"
         try:
-            command = await commands.request_retry(self.ctx, job_id)
+            command = await new_runs.request_retry(self.ctx, job_id)
         except ApiError as exc:
             if exc.status == 404:
                 return await render_error_page(404, exc.message)
