@@ -4,11 +4,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := contracts chassis services tests bench
+SOURCES := contracts chassis services tests bench tools scripts
 
-.PHONY: test install services tools contract-check lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
+.PHONY: test install services tools contract-check layers sizes lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
 
-test: install services tools contract-check lint typecheck pytest
+test: install services tools contract-check layers sizes lint typecheck pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,15 @@ demo: install services
 
 demo-stop:
 	@bash scripts/demo-stop.sh
+
+# The layering (.importlinter): services never import each other, contracts imports neither
+# chassis nor services, the chassis imports neither contracts nor services.
+layers: install
+	$(BIN)/lint-imports --no-cache
+
+# No product module over 300 lines, no function over 60.
+sizes: install
+	$(BIN)/python scripts/check_sizes.py
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

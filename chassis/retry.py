@@ -101,6 +101,30 @@ class _CappedExponentialJitter:
         return ceiling * random.uniform(0.5, 1.0)
 
 
+def _log_retry(
+    what: str, on_retry: Callable[[BaseException], None] | None, context: dict[str, Any]
+) -> Callable[[RetryCallState], None]:
+    """The hook run before each wait: the caller's ``on_retry``, then one warning line."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is None:
+            return
+        if on_retry is not None:
+            on_retry(error)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "cannot %s (attempt %d, retry in %.1fs): %s",
+            what,
+            state.attempt_number,
+            delay,
+            describe(error),
+            extra=context,
+        )
+
+    return before_sleep
+
+
 async def retry_transient(
     step: Callable[[], Awaitable[T]],
     *,
@@ -122,29 +146,12 @@ async def retry_transient(
     at once, unchanged. As idempotent as ``step``.
     """
     context = dict(extra or {})
-
-    def before_sleep(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        if error is None:
-            return
-        if on_retry is not None:
-            on_retry(error)
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            "cannot %s (attempt %d, retry in %.1fs): %s",
-            what,
-            state.attempt_number,
-            delay,
-            describe(error),
-            extra=context,
-        )
-
     stop: stop_base = stop_never if give_up_after_s is None else stop_after_delay(give_up_after_s)
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
         wait=_CappedExponentialJitter(first_backoff_s, max_backoff_s),
         stop=stop,
-        before_sleep=before_sleep,
+        before_sleep=_log_retry(what, on_retry, context),
     )
 
     async def attempt() -> T:
