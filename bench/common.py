@@ -29,7 +29,7 @@ class Endpoints:
     def from_environment(cls) -> Endpoints:
         """Read through the services' own settings base; raises ``SettingsError``."""
         settings = load_settings(BaseServiceSettings)
-        return cls(settings.database_url, settings.amqp_url.get_secret_value())
+        return cls(settings.database_url.get_secret_value(), settings.amqp_url.get_secret_value())
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import SecretStr
 from yarl import URL
 
 from chassis import retry
@@ -34,29 +35,44 @@ class DatabaseUnavailable(RuntimeError):
 
 # ``scheme://user:`` then the password: everything up to the last ``@`` of the word.
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
+# libpq's query parameters that carry a secret (``?password=…``, ``&sslpassword=…``).
+_PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+_SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+DatabaseUrl: TypeAlias = "str | SecretStr"
+"""``DATABASE_URL`` as the settings hold it (a secret) or as plain text."""
 
 
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` with its password replaced by ``***``, fit for a log line; never raises."""
+def _plain(dsn: DatabaseUrl) -> str:
+    return dsn.get_secret_value() if isinstance(dsn, SecretStr) else dsn
+
+
+def dsn_secrets(dsn: DatabaseUrl) -> list[str]:
+    """The passwords ``dsn`` carries (user info and query), longest first; never raises."""
+    text = _plain(dsn)
     try:
-        parsed = URL(dsn)
-        if parsed.password:
-            return str(parsed.with_password("***"))
+        url = URL(text)
+        found = [url.password or ""] + [url.query.get(key, "") for key in _SECRET_QUERY_KEYS]
     except (ValueError, TypeError):
-        pass
-    return _PASSWORD_IN_URL.sub(r"\g<head>***@", dsn)
+        found = []
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def redact_dsn(dsn: DatabaseUrl, text: str | None = None) -> str:
+    """``text`` (default: ``dsn`` itself) with every password of ``dsn`` replaced by ``***``,
+    in the user info and in the query string alike; fit for a log line; never raises."""
+    plain = _plain(dsn)
+    text = plain if text is None else text
+    for secret in dsn_secrets(plain):
+        text = text.replace(secret, "***")
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***@", text)
+    return _PASSWORD_IN_QUERY.sub(r"\g<head>***", text)
 
 
 def _unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
     """The error to raise for a failed connect: a malformed DSN is said to be one."""
     text = retry.describe(exc) if isinstance(exc, ValueError) else str(exc) or type(exc).__name__
-    try:
-        password = URL(dsn).password
-    except (ValueError, TypeError):
-        password = None
-    if password:
-        text = text.replace(password, "***")
-    text = _PASSWORD_IN_URL.sub(r"\g<head>***@", text)
+    text = redact_dsn(dsn, text)
     if isinstance(exc, ValueError):
         return DatabaseUnavailable(f"DATABASE_URL {redact_dsn(dsn)!r} is not usable: {text}")
     return DatabaseUnavailable(f"cannot connect to Postgres at {redact_dsn(dsn)}: {text}")
@@ -68,9 +84,10 @@ _CONNECT_ERRORS = (TimeoutError, OSError, ValueError, asyncpg.PostgresError, asy
 
 
 async def create_pool(
-    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, timeout_s: float = 10.0
+    url: DatabaseUrl, schema: str, *, min_size: int = 1, max_size: int = 10, timeout_s: float = 10.0
 ) -> asyncpg.Pool:
     """Return a pool whose connections see ``schema`` first; raises ``DatabaseUnavailable``."""
+    dsn = _plain(url)
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -84,11 +101,12 @@ async def create_pool(
     return pool
 
 
-async def migrate(dsn: str, schema: str, sources: list[MigrationSource]) -> list[str]:
+async def migrate(url: DatabaseUrl, schema: str, sources: list[MigrationSource]) -> list[str]:
     """Apply ``sources`` into ``schema`` over one short-lived connection; return what ran.
 
     Raises ``DatabaseUnavailable`` or ``MigrationError``.
     """
+    dsn = _plain(url)
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
     except _CONNECT_ERRORS as exc:

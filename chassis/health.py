@@ -22,20 +22,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chassis.retry import describe
+
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
-"""Returns None when ready, else a short reason; may raise, which also means not ready."""
+"""Returns None when ready, else a short reason of its own words (answered to anyone who asks
+``/readyz``: never an exception's text); may raise, which also means not ready."""
+
+CHECK_TIMEOUT_S = 3.0
 
 
 async def run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
-    """Return ``{name: "ok" | reason}`` for every check, each bounded to 3 seconds."""
+    """Return ``{name: "ok" | reason}`` for every check, each bounded to 3 seconds.
+
+    A check that raises or times out is answered ``"down"`` or ``"no answer within 3s"``: the
+    exception's text (which may name hosts, users or worse) goes to the log only.
+    """
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:
-            reason = await asyncio.wait_for(check(), timeout=3)
+            reason = await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("readiness check %s gave no answer within %gs", name, CHECK_TIMEOUT_S)
+            reason = f"no answer within {CHECK_TIMEOUT_S:g}s"
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("readiness check %s failed: %s", name, describe(exc))
+            reason = "down"
         results[name] = reason or "ok"
     return results
 
@@ -91,7 +104,11 @@ async def serve_http(app: Starlette, host: str, port: int) -> AsyncIterator[uvic
     """
     # Bound here, not by uvicorn: uvicorn ends the whole process on a taken port.
     sock = _listening_socket(host, port)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+    # No proxy_headers: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; a
+    # service that serves behind a proxy decides itself whom to believe.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="off", proxy_headers=False
+    )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
@@ -64,6 +65,46 @@ def _amqp_url_list(value: SecretStr) -> SecretStr:
     return value
 
 
+def _http_url(value: str | None) -> str | None:
+    # Checked at start so a typo stops the service instead of failing every request later.
+    # The message never repeats the value: a URL may carry a token in its path or query.
+    if value is None:
+        return None
+    if not _is_url(value, ("http", "https")):
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return value
+
+
+def _secret_http_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        _http_url(value.get_secret_value())
+    return value
+
+
+def _postgres_url(value: SecretStr) -> SecretStr:
+    # asyncpg also takes several hosts (h1:5432,h2:5432) or none (a socket from ?host=); a
+    # single host's port is checked here, the rest by asyncpg when it connects.
+    text = value.get_secret_value()
+    try:
+        parts = urlsplit(text)
+        if "," not in parts.netloc:
+            _ = parts.port  # raises ValueError for a port that is not one
+    except ValueError:
+        raise ValueError("is not a valid postgresql:// URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a postgresql:// URL")
+    return value
+
+
+def _is_url(text: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname) and not any(c.isspace() for c in text)
+
+
 def _cron_expression(value: str) -> str:
     # A schedule that cannot fire must stop the start, not be found out at midnight.
     if len(value.split()) != 5 or not croniter.is_valid(value):
@@ -79,6 +120,13 @@ AmqpUrls = Annotated[SecretStr, AfterValidator(_amqp_url_list)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An http:// or https:// URL with a host; a bad one is refused without repeating it."""
+OptionalHttpUrl = Annotated[OptionalText, AfterValidator(_http_url)]
+OptionalSecretHttpUrl = Annotated[OptionalSecret, AfterValidator(_secret_http_url)]
+"""An http(s) URL that is itself a secret (a webhook's path is its key)."""
+DatabaseUrl = Annotated[SecretStr, AfterValidator(_postgres_url)]
+"""A postgresql:// URL; a secret (its password may sit in the user info or in the query)."""
 
 
 class SettingsError(RuntimeError):
@@ -93,7 +141,7 @@ class BaseServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    database_url: DatabaseUrl = SecretStr("postgresql://postgres@127.0.0.1:5432/test")
     amqp_url: AmqpUrls = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"

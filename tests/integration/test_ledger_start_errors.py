@@ -45,10 +45,13 @@ def one_line(err: str) -> str:
 @pytest.mark.parametrize(
     ("malformed", "said"),
     [
-        ("not-a-url", "DATABASE_URL 'not-a-url' is not usable: "),
+        (
+            "not-a-url",
+            "invalid configuration: DATABASE_URL: Value error, expected a postgresql:// URL",
+        ),
         (
             "postgresql://ledger:hunter22@127.0.0.1:notaport/db",
-            "DATABASE_URL 'postgresql://ledger:***@127.0.0.1:notaport/db' is not usable: ",
+            "invalid configuration: DATABASE_URL: Value error, is not a valid postgresql:// URL",
         ),
     ],
     ids=["not-a-url", "bad-port"],

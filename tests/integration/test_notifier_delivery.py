@@ -64,7 +64,9 @@ async def run_once(
 ) -> list[dict[str, Any]]:
     async with running_notifier(settings):
         await publish(await amqp.channel(), settings.broker_names, event)
-        return await settled(settings.database_url, settings.notifier_schema, records)
+        return await settled(
+            settings.database_url.get_secret_value(), settings.notifier_schema, records
+        )
 
 
 async def test_provider_500_twice_then_200_is_sent_on_the_third_attempt_with_one_key(
@@ -190,7 +192,9 @@ async def test_alerts_beyond_the_dispatchers_room_wait_for_a_slot_and_go_out_onc
         channel = await amqp.channel()
         for event in events:
             await publish(channel, settings.broker_names, event)
-        records = await settled(settings.database_url, settings.notifier_schema, jobs)
+        records = await settled(
+            settings.database_url.get_secret_value(), settings.notifier_schema, jobs
+        )
 
     assert [r["state"] for r in records] == ["sent"] * jobs
     assert sorted(r["attempts"] for r in records) == [1] * (jobs - room) + [2] * room
@@ -213,11 +217,13 @@ async def test_slack_retries_5xx_and_429_and_fails_at_once_on_its_plain_text_err
     async with running_notifier(settings):
         channel = await amqp.channel()
         await publish(channel, settings.broker_names, first)
-        await settled(settings.database_url, settings.notifier_schema, 2)
+        await settled(settings.database_url.get_secret_value(), settings.notifier_schema, 2)
         slack.script(slack_error(400, "invalid_payload"))
         second = failed_run(("B", "y"))
         await publish(channel, settings.broker_names, second)
-        records = await settled(settings.database_url, settings.notifier_schema, 4)
+        records = await settled(
+            settings.database_url.get_secret_value(), settings.notifier_schema, 4
+        )
 
     by_job = {(r["job_id"], r["channel"]): r for r in records}
     ok = by_job[(first.job_id, "slack")]

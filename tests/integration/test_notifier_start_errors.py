@@ -26,10 +26,13 @@ def notifier_lines(err: str) -> list[str]:
 @pytest.mark.parametrize(
     ("malformed", "said"),
     [
-        ("not-a-url", "DATABASE_URL 'not-a-url' is not usable: "),
+        (
+            "not-a-url",
+            "invalid configuration: DATABASE_URL: Value error, expected a postgresql:// URL",
+        ),
         (
             "postgresql://alerts:hunter22@127.0.0.1:notaport/db",
-            "DATABASE_URL 'postgresql://alerts:***@127.0.0.1:notaport/db' is not usable: ",
+            "invalid configuration: DATABASE_URL: Value error, is not a valid postgresql:// URL",
         ),
         ("postgresql://x:hunter22@/", "cannot connect to Postgres at postgresql://x:***@/"),
     ],

@@ -287,7 +287,7 @@ async def test_a_run_is_refused_while_another_process_holds_the_lock_and_writes_
     await seed_daos(settings, 2)
     async with bootstrap(settings) as app:
         other = await asyncpg.create_pool(
-            settings.database_url,
+            settings.database_url.get_secret_value(),
             min_size=1,
             max_size=1,
             server_settings={"search_path": settings.recalc_schema},

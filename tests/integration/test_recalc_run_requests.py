@@ -89,7 +89,7 @@ async def commands_left(amqp: AbstractRobustConnection, topology: BrokerNames) -
 
 
 async def jobs_and_refusals(settings: Settings) -> tuple[int, list[asyncpg.Record]]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         jobs = await conn.fetchval(f'SELECT count(*) FROM "{settings.recalc_schema}".jobs')
         refused = await conn.fetch(
@@ -230,7 +230,9 @@ async def trigger(settings: Settings, *args: str) -> tuple[int, str, str]:
     env = {
         **os.environ,
         **service_env(
-            settings.database_url, settings.amqp_url.get_secret_value(), settings.broker_names
+            settings.database_url.get_secret_value(),
+            settings.amqp_url.get_secret_value(),
+            settings.broker_names,
         ),
         "LOG_FORMAT": "json",
     }
@@ -246,7 +248,7 @@ async def test_trigger_wait_prints_the_job_an_accepted_request_started_and_exits
 
     assert code == 0, err
     request_id, answer = out.splitlines()
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         job_id = await conn.fetchval(
             f'SELECT id FROM "{settings.recalc_schema}".jobs WHERE request_id = $1',

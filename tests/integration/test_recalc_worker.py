@@ -86,7 +86,7 @@ async def test_the_worker_runs_a_requested_subset_once_even_when_the_command_com
     consumer = worker.consumer
     await eventually(lambda: asyncio.sleep(0, consumer.progress.handled), lambda n: n == 2)
     assert await drain(tap, 0.5) == [], "the second delivery started nothing, answered nothing"
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         jobs = await conn.fetch(
             f'SELECT request_id, trigger, dao_ids, status FROM "{settings.recalc_schema}".jobs'

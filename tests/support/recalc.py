@@ -91,7 +91,7 @@ def hub_spaces(count: int) -> list[HubSpace]:
 
 async def seed_daos(settings: Settings, count: int, inactive: Sequence[int] = ()) -> None:
     await migrate_schema(settings)
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         await conn.executemany(
             f'INSERT INTO "{settings.recalc_schema}".daos (id, name, snapshot_space, active)'

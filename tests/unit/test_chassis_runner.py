@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chassis.database import DatabaseUnavailable, create_pool
+from chassis.database import DatabaseUnavailable, create_pool, redact_dsn
 from chassis.health import CannotServe
 from chassis.runner import Component, OneLineParser, Serving, main, serve
 from chassis.settings import BaseServiceSettings
@@ -193,3 +193,24 @@ async def test_a_taken_port_is_a_cannot_serve_error_naming_the_address() -> None
         port = taken.getsockname()[1]
         with pytest.raises(CannotServe, match=rf"^cannot serve HTTP on 127.0.0.1:{port}: "):
             await serve([], checks={}, host="127.0.0.1", port=port, stop=asyncio.Event())
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://x@127.0.0.1:1/db?password=hunter22-q&connect_timeout=1",
+        "postgresql://x:hunter22-u@127.0.0.1:1/db?sslpassword=hunter22-s",
+    ],
+)
+def test_a_database_password_in_the_query_or_the_user_info_never_reaches_stderr(
+    dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def command(args: argparse.Namespace, settings: Settings) -> int:
+        await create_pool(dsn, "s", timeout_s=2)
+        return 0
+
+    assert run_main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("svc: cannot connect to Postgres at ") and "***" in err
+    assert "hunter22" not in err and err.count("\n") == 1
+    assert "hunter22" not in redact_dsn(dsn) and "hunter22" not in redact_dsn(dsn, f"x {dsn} y")

@@ -23,7 +23,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from chassis.consumer import MessageConsumer
-from chassis.database import migrate
+from chassis.database import DatabaseUrl, migrate
 from chassis.health import broker_check, database_check
 from chassis.migrations import MigrationSource
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
@@ -103,6 +103,6 @@ class Notifier:
         )
 
 
-async def migrate_schema(database_url: str, schema: str) -> list[str]:
+async def migrate_schema(database_url: DatabaseUrl, schema: str) -> list[str]:
     """Apply the outbox's and the notifier's migrations to ``schema``; return what ran."""
     return await migrate(database_url, schema, [OUTBOX_MIGRATIONS, MIGRATIONS])
