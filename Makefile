@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench tools scripts
 
-.PHONY: test install services tools contract-check layers sizes lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
+.PHONY: test install services tools contract-check alert-rules layers sizes lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
 
-test: install services tools contract-check layers sizes lint typecheck pytest
+test: install services tools contract-check alert-rules layers sizes lint typecheck pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ contract-check: install tools
 	@bash tools/contract-check/install.sh
 	node tools/contract-check/check-asyncapi.mjs contracts/asyncapi.yaml
 	$(BIN)/python tools/contract-check/check_openapi.py
+
+# The Prometheus alert rules shipped in deploy/prometheus: valid, and doing what their unit
+# tests say (promtool, from Debian's prometheus package).
+alert-rules: tools
+	cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts.test.yml
 
 demo: install services
 	@bash scripts/demo.sh

@@ -4,6 +4,7 @@
 #   docker-compose  validates docker-compose.yml without a Docker engine (`docker-compose config`)
 #   wrk             the history-API benchmark (and its smoke test) loads the servers with it
 #   nodejs, npm     make contract-check runs the AsyncAPI project's parser under Node
+#   prometheus      make alert-rules checks and unit-tests the alert rules with its promtool
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
@@ -11,6 +12,7 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v promtool >/dev/null || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "ensure-tools: installing Debian's ${missing[*]}"

@@ -131,8 +131,9 @@ async def test_migrate_creates_the_tables_and_says_so(stack: Stack) -> None:
     code, out, err = await run(env, "migrate")
     assert (code, out.strip()) == (
         0,
-        f"{stack.schema}: applied 3 migration(s): chassis.outbox/0001_outbox.sql,"
-        " notifier/0001_deliveries.sql, notifier/0002_outcomes_and_skipped.sql",
+        f"{stack.schema}: applied 4 migration(s): chassis.outbox/0001_outbox.sql,"
+        " notifier/0001_deliveries.sql, notifier/0002_outcomes_and_skipped.sql,"
+        " notifier/0003_retention_indexes.sql",
     ), err
     conn = await asyncpg.connect(stack.database_url)
     try:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from chassis.local_time import UTC_ZONE, TimeZone
+from chassis.retention import OptionalRetention, RetentionSettings
 from chassis.settings import (
     BaseServiceSettings,
     CronExpression,
@@ -24,7 +25,7 @@ from contracts.topology import BrokerNameSettings
 _SESSION_KDF_SALT = b"chainsights-jobs/job-ledger/admin-session/v1"
 
 
-class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
+class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, RetentionSettings):
     """What the ledger reads on top of the shared base (database, broker, logging).
 
     ``ADMIN_PASSWORD`` is required to serve: ``job-ledger serve`` refuses to start without it
@@ -45,6 +46,9 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     watchdog_settle: Duration = timedelta(seconds=30)
     ledger_batch_size: int = Field(default=500, ge=1, le=5000)
     ledger_batch_wait: PositiveDuration = timedelta(milliseconds=50)
+    schedule_check_retention: PositiveDuration = timedelta(days=90)
+    job_history_retention: OptionalRetention = None
+    ledger_metrics_interval: PositiveDuration = timedelta(seconds=15)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
 

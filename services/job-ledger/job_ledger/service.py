@@ -8,13 +8,15 @@ stops them in the reverse one on SIGTERM or on the first crash:
 |--------------|------------------------------------------------|---------------------------------|
 | outbox-relay | publishes what the watchdog decided            | publishes what it can, 5 s      |
 | watchdog     | abandons silent jobs, records missed slots     | cancelled                       |
+| retention    | prunes what outlived its retention, hourly     | cancelled                       |
+| figures      | reads the operator's figures for ``/metrics``  | cancelled                       |
 | consumer     | folds the ledger's queue (re-attached if lost) | commits the batch in hand, 15 s |
 
 | role   | parts                        | HTTP                                          |
 |--------|------------------------------|-----------------------------------------------|
-| `all`  | all three                    | API, admin pages, health, metrics, OpenAPI    |
+| `all`  | all of them                  | API, admin pages, health, metrics, OpenAPI    |
 | `api`  | none                         | API, admin pages, health, metrics, OpenAPI    |
-| `fold` | all three                    | ``/healthz``, ``/readyz``, ``/metrics`` only  |
+| `fold` | all of them                  | ``/healthz``, ``/readyz``, ``/metrics`` only  |
 
 An ``api`` and a ``fold`` process on the same schema and broker names together do what one
 ``all`` does, and the fold's batches then never hold up the API's event loop.
@@ -30,12 +32,15 @@ from starlette.applications import Starlette
 from chassis.database import migrate
 from chassis.health import ReadinessCheck, broker_check, database_check, health_app
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
+from chassis.retention import retention_component
 from chassis.runner import Component, relay_component
 from chassis.runner import serve as run_components
 from chassis.settings import SettingsError
 from job_ledger.bootstrap import Ledger
 from job_ledger.config import Settings
 from job_ledger.migrations import MIGRATIONS
+from job_ledger.operator_metrics import FiguresRefresher
+from job_ledger.retention import ledger_retention
 
 ROLES = ("all", "api", "fold")
 """What ``serve --role`` may run: everything, the HTTP API alone, or the fold alone."""
@@ -58,9 +63,15 @@ async def apply_migrations(settings: Settings) -> list[str]:
 
 def fold_components(ledger: Ledger) -> list[Component]:
     """The fold's parts in the order they start (see the module docstring)."""
+    settings = ledger.settings
+    figures = FiguresRefresher(
+        ledger.pool, ledger.connection, ledger.topology, interval=settings.ledger_metrics_interval
+    )
     return [
         relay_component(ledger.relay),
         Component("watchdog", ledger.watchdog.run),
+        retention_component(ledger_retention(settings, ledger.pool)),
+        Component("figures", figures.run, start=figures.refresh),
         Component(
             "consumer",
             ledger.consumer.run,

@@ -24,6 +24,7 @@ from notifier.dispatcher import Dispatcher
 from notifier.email_file import FileEmailTransport
 from notifier.email_resend import AiohttpResendClient, ResendTransport, configure_resend
 from notifier.intake import Planning
+from notifier.retention import notifier_retention
 from notifier.retry_policy import RetryPolicy
 from notifier.service import Notifier
 from notifier.slack_webhook import SlackWebhookTransport
@@ -136,4 +137,5 @@ async def bootstrap(
             topology.queue(settings.notifier_queue),
             OutcomeHandler(pool, planning, dispatcher),
         )
-        yield Notifier(pool, connection, consumer, dispatcher, relay)
+        retention = notifier_retention(settings, pool)
+        yield Notifier(pool, connection, consumer, dispatcher, relay, retention)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from chassis.local_time import UTC_ZONE, TimeZone
+from chassis.retention import RetentionSettings
 from chassis.settings import (
     BaseServiceSettings,
     OptionalSecret,
@@ -19,7 +20,7 @@ from chassis.settings import (
 from contracts.topology import BrokerNameSettings
 
 
-class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
+class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, RetentionSettings):
     """What the notifier reads, on top of the shared base (database, broker, logging).
 
     ``RESEND_API_KEY`` and ``SLACK_WEBHOOK_URL`` are optional: without them the channel's
@@ -43,6 +44,8 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     notify_timeout: PositiveDuration = timedelta(seconds=10)
     notify_backoff_max: PositiveDuration = timedelta(seconds=30)
     notify_resume_interval: PositiveDuration = timedelta(seconds=30)
+    processed_mark_retention: PositiveDuration = timedelta(days=90)
+    delivery_retention: PositiveDuration = timedelta(days=90)
     health_host: str = "0.0.0.0"
     health_port: int = Field(default=8081, ge=0, le=65535)
 

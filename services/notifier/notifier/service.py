@@ -8,6 +8,7 @@ reverse one on SIGTERM or on the first crash:
 | part         | runs                                         | on stop                          |
 |--------------|----------------------------------------------|----------------------------------|
 | outbox-relay | publishes the outcome events                 | publishes what it can, 5 s       |
+| retention    | prunes old marks and finished records hourly | cancelled                        |
 | dispatcher   | sends records (first: what a crash left)     | lets deliveries finish, 10 s     |
 | consumer     | records outcome events (re-attached if lost) | lets messages in hand finish, 10 s |
 """
@@ -28,6 +29,7 @@ from chassis.health import broker_check, database_check
 from chassis.migrations import MigrationSource
 from chassis.outbox import MIGRATIONS as OUTBOX_MIGRATIONS
 from chassis.outbox import OutboxRelay
+from chassis.retention import Retention, retention_component
 from chassis.runner import Component, Serving, relay_component, serve
 from notifier.dispatcher import Dispatcher
 from notifier.history import OutcomeEvent
@@ -49,12 +51,14 @@ class Notifier:
         consumer: MessageConsumer[OutcomeEvent],
         dispatcher: Dispatcher,
         relay: OutboxRelay,
+        retention: Retention,
     ) -> None:
         self.pool = pool
         self.connection = connection
         self.consumer = consumer
         self.dispatcher = dispatcher
         self.relay = relay
+        self.retention = retention
         self.port: int | None = None
         """The health server's port once serving (useful when it was asked for port 0)."""
 
@@ -62,6 +66,7 @@ class Notifier:
         """The parts :meth:`serve` runs, in the order they start (see the module docstring)."""
         return [
             relay_component(self.relay),
+            retention_component(self.retention),
             Component(
                 "dispatcher",
                 self.dispatcher.run,
