@@ -12,7 +12,7 @@ mkdir -p "$RUN" "$LOG" var/emails
 
 # Demo settings; anything already in the environment (or in .env) wins.
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
-export ADMIN_PASSWORD="${ADMIN_PASSWORD:-demo-password}"
+export ADMIN_PASSWORD="${ADMIN_PASSWORD:-demo-admin-password}"
 export EMAIL_TRANSPORT="${EMAIL_TRANSPORT:-file}"
 export EMAIL_OUTBOX_DIR="${EMAIL_OUTBOX_DIR:-$PWD/var/emails}"
 export GOVERNANCE_SOURCE="${GOVERNANCE_SOURCE:-file}"

@@ -68,6 +68,8 @@ async def test_every_api_route_refuses_a_missing_or_wrong_token_with_the_401_sha
                     headers,
                 )
                 assert response.headers["WWW-Authenticate"] == "Bearer"
+        # The right token between routes keeps the client within its guessing budget.
+        assert (await get_json(http, ledger.url + "/api/admin/job-stats"))[0] == 200
     assert ledger.published == []
 
 

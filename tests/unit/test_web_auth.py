@@ -1,10 +1,13 @@
-"""Password checks, session and flash cookies, CSRF tokens and the login throttle, without I/O."""
+"""Password and token checks, session and flash cookies, CSRF tokens, without I/O."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from job_ledger.web.auth import LoginThrottle, Session, SessionKeys, password_matches
+from pydantic import SecretStr
+
+from job_ledger.credentials import ApiToken, Credentials
+from job_ledger.web.auth import Session, SessionKeys
 
 T0 = datetime(2025, 12, 22, tzinfo=UTC)
 
@@ -15,6 +18,10 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def password_matches(given: str | bytes, password: str) -> bool:
+    return Credentials(password).password_matches(given)
 
 
 def test_the_password_matches_only_exactly_in_utf8_or_latin1_bytes() -> None:
@@ -66,13 +73,11 @@ def test_flash_messages_round_trip_and_refuse_forgeries() -> None:
     assert keys.read_flash("forged") is None
 
 
-def test_the_throttle_delays_after_three_failures_doubling_up_to_a_cap() -> None:
-    throttle = LoginThrottle(free_failures=3, base_delay_s=0.5, max_delay_s=4.0)
-    delays = []
-    for _ in range(8):
-        delays.append(throttle.delay_for("1.2.3.4"))
-        throttle.failed("1.2.3.4")
-    assert delays == [0, 0, 0, 0.5, 1.0, 2.0, 4.0, 4.0]
-    assert throttle.delay_for("5.6.7.8") == 0
-    throttle.succeeded("1.2.3.4")
-    assert throttle.delay_for("1.2.3.4") == 0
+def test_a_bearer_token_names_its_holder_and_the_password_opens_the_login_alone() -> None:
+    credentials = Credentials(
+        "admin-password-0123", (ApiToken("ci", SecretStr("ci-token-0123456789")),)
+    )
+    assert credentials.bearer_holder("admin-password-0123") == "admin"
+    assert credentials.bearer_holder(b"ci-token-0123456789") == "ci"
+    assert credentials.bearer_holder("ci-token-012345678") is None
+    assert not credentials.password_matches("ci-token-0123456789")

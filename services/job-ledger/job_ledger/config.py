@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from chassis.local_time import UTC_ZONE, TimeZone
 from chassis.retention import OptionalRetention, RetentionSettings
@@ -13,16 +14,27 @@ from chassis.settings import (
     BaseServiceSettings,
     CronExpression,
     Duration,
+    HttpUrl,
     OptionalSecret,
+    OptionalText,
     PositiveDuration,
     TopologySettings,
 )
 from contracts.events import JOB_NAME_PATTERN
 from contracts.topology import BrokerNameSettings
+from job_ledger.credentials import ApiToken, api_tokens_valid, long_enough, parse_api_tokens
+from job_ledger.proxies import Network, parse_trusted_proxies, trusted_proxies_valid
 
 # A fixed salt is enough here: the derived secret only has to be unguessable without the
 # password and stable across restarts (so sessions survive a redeploy).
 _SESSION_KDF_SALT = b"chainsights-jobs/job-ledger/admin-session/v1"
+
+LongSecret = Annotated[OptionalSecret, AfterValidator(long_enough)]
+"""A secret of at least 16 characters, or unset."""
+ApiTokens = Annotated[OptionalSecret, AfterValidator(api_tokens_valid)]
+"""``name:token,name:token`` (:mod:`job_ledger.credentials`), or unset."""
+TrustedProxies = Annotated[OptionalText, AfterValidator(trusted_proxies_valid)]
+"""Addresses or networks, comma-separated (:mod:`job_ledger.proxies`), or unset."""
 
 
 class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, RetentionSettings):
@@ -34,10 +46,12 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, Retent
     """
 
     ledger_schema: str = "ledger"
-    admin_password: OptionalSecret = None
-    admin_base_url: str = "http://localhost:8080"
+    admin_password: LongSecret = None
+    admin_api_tokens: ApiTokens = None
+    trusted_proxies: TrustedProxies = None
+    admin_base_url: HttpUrl = "http://localhost:8080"
     admin_timezone: TimeZone = UTC_ZONE
-    session_secret: OptionalSecret = None
+    session_secret: LongSecret = None
     job_name: str = Field(default="weekly-gvs-recalculation", pattern=JOB_NAME_PATTERN)
     job_schedule: CronExpression = "0 0 * * 1"
     job_grace: Duration = timedelta(hours=1)
@@ -51,6 +65,18 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, Retent
     ledger_metrics_interval: PositiveDuration = timedelta(seconds=15)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
+
+    @property
+    def api_tokens(self) -> tuple[ApiToken, ...]:
+        """The named Bearer tokens of ``ADMIN_API_TOKENS`` (none when unset)."""
+        if self.admin_api_tokens is None:
+            return ()
+        return parse_api_tokens(self.admin_api_tokens.get_secret_value())
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """The networks of ``TRUSTED_PROXIES`` whose forwarded headers are believed."""
+        return parse_trusted_proxies(self.trusted_proxies)
 
     def session_secret_value(self) -> str:
         """``SESSION_SECRET``, or a key derived from ``ADMIN_PASSWORD`` by scrypt (CPU: ~50 ms).

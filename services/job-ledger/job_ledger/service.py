@@ -99,9 +99,11 @@ async def web_app_builder(
     """What builds the API and admin pages from the readiness checks (imported here: the
     other commands and the fold need none of it)."""
     from job_ledger.web.app import create_app
+    from job_ledger.web.session_store import seal_password
 
     settings = ledger.settings
     session_secret = await asyncio.to_thread(settings.session_secret_value)
+    await seal_password(ledger.pool, password, ledger.clock())
 
     def build(readiness: Mapping[str, ReadinessCheck]) -> Starlette:
         return create_app(
@@ -115,6 +117,8 @@ async def web_app_builder(
             job_schedule=settings.job_schedule,
             admin_timezone=settings.admin_timezone,
             clock=ledger.clock,
+            api_tokens=settings.api_tokens,
+            trusted_proxies=settings.trusted_proxy_networks,
         )
 
     return build

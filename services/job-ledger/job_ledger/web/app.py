@@ -19,8 +19,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from chassis.health import ReadinessCheck, health_routes
 from contracts import RunRequested, utc_now
+from job_ledger.credentials import ApiToken, Credentials
+from job_ledger.proxies import ClientOrigin, Network
 from job_ledger.web.api import api_routes
-from job_ledger.web.auth import BearerAuth, LoginThrottle, SessionKeys
+from job_ledger.web.auth import BearerAuth, SessionKeys
 from job_ledger.web.context import WebContext
 from job_ledger.web.errors import (
     ApiError,
@@ -31,9 +33,10 @@ from job_ledger.web.errors import (
     http_exception_message,
 )
 from job_ledger.web.openapi import openapi_document
-from job_ledger.web.page_sessions import PageSettings
+from job_ledger.web.page_sessions import PageSessions, PageSettings
 from job_ledger.web.pages import page_routes
 from job_ledger.web.templating import render_error_page
+from job_ledger.web.throttle import GuessThrottle
 
 
 def create_app(
@@ -47,31 +50,28 @@ def create_app(
     job_name: str,
     job_schedule: str,
     clock: Callable[[], datetime] = utc_now,
+    api_tokens: tuple[ApiToken, ...] = (),
+    trusted_proxies: tuple[Network, ...] = (),
 ) -> Starlette:
     """Return the app serving ``/api/admin/...``, ``/admin/...``, health, metrics, OpenAPI.
 
     ``pool`` must have the ledger schema on its search_path; ``request_run`` publishes a
     RunRequested and returns once the broker confirmed it; ``job_name`` is the job the
     buttons (and the API without a jobName) ask to run, ``job_schedule`` its cron expression
-    (the history page shows its next slot). Raises ``ValueError`` for an empty
-    ``admin_password`` or ``session_secret``: the service must not start open.
+    (the history page shows its next slot). ``api_tokens`` are Bearer tokens besides
+    the password; ``trusted_proxies`` the proxies whose forwarded headers are believed.
+    Raises ``ValueError`` for an empty ``admin_password`` or ``session_secret``: the service
+    must not start open.
     """
-    if not admin_password:
-        raise ValueError("admin_password must not be empty")
-    if not session_secret:
-        raise ValueError("session_secret must not be empty")
+    pages = _page_settings(
+        pool, clock, admin_password, session_secret, admin_base_url, api_tokens, trusted_proxies
+    )
     ctx = WebContext(
         pool=pool,
         request_run=request_run,
         clock=clock,
         job_name=job_name,
         job_schedule=job_schedule,
-    )
-    pages = PageSettings(
-        password=admin_password,
-        keys=SessionKeys(session_secret, clock),
-        throttle=LoginThrottle(),
-        secure_cookies=admin_base_url.lower().startswith("https://"),
     )
 
     async def openapi(_: Request) -> Response:
@@ -83,14 +83,46 @@ def create_app(
         Mount(
             "/api",
             routes=api_routes(ctx),
-            middleware=[Middleware(BearerAuth, password=admin_password)],
+            middleware=[_bearer_auth(pages)],
         ),
         *page_routes(ctx, pages),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(InternalErrors)],
+        middleware=[Middleware(InternalErrors), Middleware(PageSessions, settings=pages)],
         exception_handlers={ApiError: api_error_handler, HTTPException: _http_exception},
+    )
+
+
+def _page_settings(
+    pool: asyncpg.Pool,
+    clock: Callable[[], datetime],
+    admin_password: str,
+    session_secret: str,
+    admin_base_url: str,
+    api_tokens: tuple[ApiToken, ...],
+    trusted_proxies: tuple[Network, ...],
+) -> PageSettings:
+    """Who may sign in and how sessions are kept; raises ``ValueError`` for an empty secret."""
+    if not admin_password:
+        raise ValueError("admin_password must not be empty")
+    if not session_secret:
+        raise ValueError("session_secret must not be empty")
+    return PageSettings(
+        Credentials(admin_password, api_tokens),
+        SessionKeys(session_secret, clock),
+        GuessThrottle(),
+        ClientOrigin(trusted_proxies),
+        pool,
+        clock,
+        secure_cookies=admin_base_url.lower().startswith("https://"),
+    )
+
+
+def _bearer_auth(pages: PageSettings) -> Middleware:
+    """The API's Bearer check, sharing the pages' credentials, throttle and client origin."""
+    return Middleware(
+        BearerAuth, credentials=pages.credentials, throttle=pages.throttle, origin=pages.origin
     )
 
 

@@ -1,16 +1,17 @@
-"""Who may ask: the Bearer token for the JSON API, a signed session cookie for the pages.
+"""Who may ask: a Bearer token for the JSON API, a signed session cookie for the pages.
 
-Both compare against ``ADMIN_PASSWORD`` in constant time (``hmac.compare_digest`` on bytes),
-so the answer's timing says nothing about how much of a guess was right.
+Credentials are compared in constant time (:class:`job_ledger.credentials.Credentials`), and
+guessing is throttled per client (:class:`job_ledger.web.throttle.GuessThrottle`): a wrong
+credential is counted and logged with the client's address and the route, never with what
+was sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,12 @@ from typing import Any
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from job_ledger.credentials import Credentials
+from job_ledger.proxies import ClientOrigin
 from job_ledger.web.errors import error_response
+from job_ledger.web.throttle import GuessThrottle
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ledger_session"
 FLASH_COOKIE = "ledger_flash"
@@ -27,51 +33,85 @@ SESSION_MAX_AGE_S = 12 * 3600
 FLASH_MAX_AGE_S = 300
 
 
-def password_matches(given: str | bytes, password: str) -> bool:
-    """True when ``given`` is the admin password; takes the same time whatever ``given`` is.
-
-    Header bytes of a non-ASCII password arrive as UTF-8 from most clients but as Latin-1
-    from some (python-requests): both encodings are compared, always both, so neither the
-    answer nor its timing depends on which one matched.
-    """
-    given_bytes = given.encode("utf-8") if isinstance(given, str) else given
-    matched = False
-    for expected in _encodings(password):
-        matched |= hmac.compare_digest(given_bytes, expected)
-    return matched
-
-
-def _encodings(password: str) -> list[bytes]:
-    utf8 = password.encode("utf-8")
-    try:
-        latin1 = password.encode("latin-1")
-    except UnicodeEncodeError:
-        return [utf8, utf8]
-    return [utf8, latin1]
-
-
 class BearerAuth:
-    """ASGI middleware: refuse (401, the error shape) a request without the Bearer token."""
+    """ASGI middleware: refuse a request without a valid Bearer token (401, the error shape),
+    and a client past its guessing budget (429 with ``Retry-After``) before looking at it.
 
-    def __init__(self, app: ASGIApp, password: str) -> None:
+    A request that sends no ``Authorization`` header guesses nothing and is not counted.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        credentials: Credentials,
+        throttle: GuessThrottle,
+        origin: ClientOrigin,
+    ) -> None:
         self.app = app
-        self.password = password
+        self.credentials = credentials
+        self.throttle = throttle
+        self.origin = origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = self.origin.address(scope)
+        wait_s = self.throttle.refusal(client)
+        if wait_s is not None:
+            response = error_response(
+                429, f"Too many failed attempts; try again in {wait_s}s", retry_after(wait_s)
+            )
+            await response(scope, receive, send)
+            return
+        header = _authorization(scope)
+        holder = None if header is None else self._holder(header)
+        if holder is None:
+            if header is not None:
+                failures = self.throttle.failed(client)
+                log_failure("wrong API token", client, scope, failures, self.throttle)
             response = error_response(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
+        self.throttle.succeeded(client)
         await self.app(scope, receive, send)
 
-    def _authorized(self, scope: Scope) -> bool:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = bytes(value).partition(b" ")
-                return scheme.lower() == b"bearer" and password_matches(
-                    token.strip(), self.password
-                )
-        return False
+    def _holder(self, header: bytes) -> str | None:
+        scheme, _, token = header.partition(b" ")
+        holder = self.credentials.bearer_holder(token.strip())
+        return holder if scheme.lower() == b"bearer" else None
+
+
+def _authorization(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return bytes(value)
+    return None
+
+
+def retry_after(wait_s: int) -> dict[str, str]:
+    """The headers of a 429: how many seconds to wait."""
+    return {"Retry-After": str(wait_s)}
+
+
+def log_failure(
+    what: str, client: str, scope: Scope, failures: int, throttle: GuessThrottle
+) -> None:
+    """Log a failed attempt with the client's address and the route (never the credential)."""
+    window_min = throttle.client_window_s / 60
+    log.warning(
+        "%s from %s on %s %s (%d failed in %g min)",
+        what,
+        client,
+        scope["method"],
+        scope["path"],
+        failures,
+        window_min,
+    )
+    if failures == throttle.per_client:
+        log.warning(
+            "%s refused for up to %g min after %d failed attempts", client, window_min, failures
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,43 +183,3 @@ class SessionKeys:
         if isinstance(message, str) and level in ("ok", "error"):
             return message, level
         return None
-
-
-class LoginThrottle:
-    """Slows down password guessing: after a few failures from one client, each attempt waits.
-
-    The delay doubles with each failure past the third, up to ``max_delay_s``, and a success
-    forgets the client. Only the most recent clients are remembered, so memory stays bounded.
-    """
-
-    def __init__(
-        self, free_failures: int = 3, base_delay_s: float = 0.5, max_delay_s: float = 4.0
-    ) -> None:
-        self.free_failures = free_failures
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self._failures: OrderedDict[str, int] = OrderedDict()
-        self._max_clients = 10_000
-
-    def delay_for(self, client: str) -> float:
-        """Return how long an attempt from ``client`` waits before it is answered."""
-        excess = self._failures.get(client, 0) - self.free_failures
-        if excess < 0:
-            return 0.0
-        return float(min(self.max_delay_s, self.base_delay_s * 2**excess))
-
-    async def wait(self, client: str) -> None:
-        delay = self.delay_for(client)
-        if delay:
-            await asyncio.sleep(delay)
-
-    def failed(self, client: str) -> int:
-        """Record a failure of ``client``; return how many it has in a row."""
-        count = self._failures.pop(client, 0) + 1
-        self._failures[client] = count
-        while len(self._failures) > self._max_clients:
-            self._failures.popitem(last=False)
-        return count
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)

@@ -28,6 +28,7 @@ CODES: dict[int, str] = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    429: "TOO_MANY_REQUESTS",
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
