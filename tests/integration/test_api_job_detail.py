@@ -180,6 +180,9 @@ async def test_stats_cover_the_newest_30_runs_per_job_name(
             "durationP50Ms": 15_000,
             "durationP95Ms": 28_000,
             "lastSuccessAt": "2025-12-22T12:00:01.000Z",
+            "windowRuns": 30,
+            "windowStart": "2025-06-09T12:00:00.000Z",  # week 28
+            "windowEnd": "2025-12-22T12:01:00.000Z",
         }
     }
     status, every = await get_json(http, f"{ledger.url}/api/admin/job-stats")
@@ -197,4 +200,7 @@ async def test_stats_cover_the_newest_30_runs_per_job_name(
         "durationP50Ms": None,
         "durationP95Ms": None,
         "lastSuccessAt": None,
+        "windowRuns": 30,
+        "windowStart": None,
+        "windowEnd": None,
     }

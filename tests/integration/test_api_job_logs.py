@@ -79,7 +79,10 @@ async def test_the_right_token_is_accepted_whatever_the_scheme_case(
     status, body = await get_json(
         http, ledger.url + "/api/admin/job-logs", {"Authorization": f"bearer {PASSWORD}"}
     )
-    assert (status, body) == (200, {"data": [], "meta": {"count": 0, "limit": 30}})
+    assert (status, body) == (
+        200,
+        {"data": [], "meta": {"count": 0, "limit": 30, "nextBefore": None}},
+    )
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -176,11 +179,27 @@ async def test_limit_defaults_to_30_and_500_is_capped_at_100(
     for n in range(120):
         await insert_job(ledger.pool, started_at=NOW - timedelta(hours=n))
     status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs")
-    assert (status, len(body["data"]), body["meta"]) == (200, 30, {"count": 30, "limit": 30})
-    status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?limit=500")
-    assert (status, len(body["data"]), body["meta"]) == (200, 100, {"count": 100, "limit": 100})
+    assert (status, len(body["data"]), body["meta"]["count"], body["meta"]["limit"]) == (
+        200,
+        30,
+        30,
+        30,
+    )
+    for asked in (101, 500):
+        status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?limit={asked}")
+        assert (status, len(body["data"]), body["meta"]["count"], body["meta"]["limit"]) == (
+            200,
+            100,
+            100,
+            100,
+        )
     status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?limit=7")
-    assert (status, len(body["data"]), body["meta"]) == (200, 7, {"count": 7, "limit": 7})
+    assert (status, len(body["data"]), body["meta"]["count"], body["meta"]["limit"]) == (
+        200,
+        7,
+        7,
+        7,
+    )
 
 
 async def test_jobs_come_newest_first_with_the_storys_fields_exactly(
@@ -266,7 +285,7 @@ async def test_id_gives_that_one_job_and_job_name_filters(
     assert (status, [j["id"] for j in body["data"]], body["meta"]) == (
         200,
         [str(gvs)],
-        {"count": 1, "limit": 30},
+        {"count": 1, "limit": 30, "nextBefore": None},
     )
     status, body = await get_json(http, f"{ledger.url}/api/admin/job-logs?jobName=nightly-backfill")
     assert [j["id"] for j in body["data"]] == [str(other)]

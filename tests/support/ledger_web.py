@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 import orjson
 
 from chassis.health import ReadinessCheck, bound_port, serve_http
+from chassis.local_time import UTC_ZONE
 from contracts import RunRequested
 from job_ledger.web import create_app
 
@@ -71,8 +73,10 @@ async def served_ledger(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     clock: Clock | None = None,
     job_name: str = "weekly-gvs-recalculation",
+    admin_timezone: ZoneInfo = UTC_ZONE,
 ) -> AsyncIterator[Ledger]:
-    """Serve the ledger's app (configured for ``job_name``) on a free loopback port."""
+    """Serve the ledger's app (configured for ``job_name``, pages in ``admin_timezone``) on a
+    free loopback port."""
     clock = clock or Clock()
     published: list[RunRequested] = []
     ledger = Ledger(url="", pool=pool, published=published, clock=clock)
@@ -92,6 +96,7 @@ async def served_ledger(
         job_name=job_name,
         job_schedule="0 0 * * 1",
         clock=clock,
+        admin_timezone=admin_timezone,
     )
     async with serve_http(app, "127.0.0.1", 0) as server:
         ledger.url = f"http://127.0.0.1:{bound_port(server)}"

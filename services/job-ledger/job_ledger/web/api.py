@@ -19,6 +19,7 @@ from job_ledger.web.context import WebContext
 from job_ledger.web.errors import ApiError, JsonResponse
 from job_ledger.web.figures import job_stats, progress_of
 from job_ledger.web.params import (
+    parse_before,
     parse_job_name,
     parse_limit,
     parse_offset,
@@ -47,18 +48,27 @@ class JsonApi:
     async def list_job_logs(self, request: Request) -> Response:
         limit = parse_limit(request.query_params.get("limit"))
         job_name = parse_job_name(request.query_params.get("jobName"))
+        before = parse_before(request.query_params.get("before"))
         raw_id = request.query_params.get("id")
         now = self.ctx.clock()
         async with self.ctx.pool.acquire() as conn:
             if raw_id is not None:
                 job = await queries.job_log(conn, parse_uuid(raw_id))
-                if job is None or (job_name is not None and job.job_name != job_name):
+                # The filters compose: the job must match jobName and sort before the cursor.
+                if (
+                    job is None
+                    or (job_name is not None and job.job_name != job_name)
+                    or (before is not None and not before.precedes(job))
+                ):
                     raise ApiError(404, "No job log with this id")
-                jobs = [job]
+                page = rows.HistoryPage([job], None)
             else:
-                jobs = await queries.recent_job_logs(conn, limit, job_name)
-        data = [job_log_json(j, progress_of(j, now)) for j in jobs]
-        return JsonResponse({"data": data, "meta": {"count": len(data), "limit": limit}})
+                page = await queries.history_page(conn, limit, job_name, before)
+        data = [job_log_json(j, progress_of(j, now)) for j in page.jobs]
+        next_before = None if page.older is None else page.older.token
+        return JsonResponse(
+            {"data": data, "meta": {"count": len(data), "limit": limit, "nextBefore": next_before}}
+        )
 
     async def list_events(self, request: Request) -> Response:
         job_id = parse_uuid(request.path_params["id"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from chassis.health import ReadinessCheck, health_routes
+from chassis.local_time import UTC_ZONE
 from contracts import RunRequested, utc_now
 from job_ledger.credentials import ApiToken, Credentials
 from job_ledger.proxies import ClientOrigin, Network
@@ -50,6 +52,7 @@ def create_app(
     job_name: str,
     job_schedule: str,
     clock: Callable[[], datetime] = utc_now,
+    admin_timezone: ZoneInfo = UTC_ZONE,
     api_tokens: tuple[ApiToken, ...] = (),
     trusted_proxies: tuple[Network, ...] = (),
 ) -> Starlette:
@@ -58,7 +61,8 @@ def create_app(
     ``pool`` must have the ledger schema on its search_path; ``request_run`` publishes a
     RunRequested and returns once the broker confirmed it; ``job_name`` is the job the
     buttons (and the API without a jobName) ask to run, ``job_schedule`` its cron expression
-    (the history page shows its next slot). ``api_tokens`` are Bearer tokens besides
+    (the history page shows its next slot), ``admin_timezone`` the zone the pages show
+    moments in (the API answers UTC whatever it is). ``api_tokens`` are Bearer tokens besides
     the password; ``trusted_proxies`` the proxies whose forwarded headers are believed.
     Raises ``ValueError`` for an empty ``admin_password`` or ``session_secret``: the service
     must not start open.
@@ -72,6 +76,7 @@ def create_app(
         clock=clock,
         job_name=job_name,
         job_schedule=job_schedule,
+        zone=admin_timezone,
     )
 
     async def openapi(_: Request) -> Response:

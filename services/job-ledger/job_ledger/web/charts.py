@@ -8,9 +8,11 @@ one stands out at a glance. Every text is escaped; the result is ready to embed.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
+from chassis.local_time import UTC_ZONE
 from job_ledger.web.display import human_duration, moment
 from job_ledger.web.rows import JobLog
 
@@ -28,8 +30,9 @@ def _duration_ms(job: JobLog, now: datetime) -> int:
     return 0
 
 
-def runs_chart(jobs: list[JobLog], now: datetime) -> Markup:
-    """Return the SVG for ``jobs`` (newest first, as listed); a short note when there are none."""
+def runs_chart(jobs: list[JobLog], now: datetime, zone: ZoneInfo = UTC_ZONE) -> Markup:
+    """Return the SVG for ``jobs`` (newest first, as listed), moments in ``zone``; a short
+    note when there are none."""
     if not jobs:
         return Markup('<p class="muted">No runs yet.</p>')
     runs = list(reversed(jobs))
@@ -44,8 +47,8 @@ def runs_chart(jobs: list[JobLog], now: datetime) -> Markup:
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"'
         ' aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg">',
-        '<title id="chart-title">Duration (bars) and failed DAOs (line) of the last'
-        f" {len(runs)} runs, oldest first</title>",
+        '<title id="chart-title">Duration (bars) and failed DAOs (line) of the'
+        f" {len(runs)} runs listed, oldest first</title>",
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"'
         ' stroke="#8c959f"/>',
         f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end" class="axis">'
@@ -61,7 +64,7 @@ def runs_chart(jobs: list[JobLog], now: datetime) -> Markup:
         x = LEFT + i * slot + (slot - bar_w) / 2
         h = plot_h * duration / max_duration
         label = (
-            f"{moment(job.started_at)}: {job.status}, {human_duration(duration)},"
+            f"{moment(job.started_at, zone)}: {job.status}, {human_duration(duration)},"
             f" {job.daos_processed} of {job.daos_total} processed, {failed} failed"
         )
         parts.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -25,3 +26,5 @@ class WebContext:
     job_name: str
     job_schedule: str
     """``JOB_SCHEDULE``: the cron expression (UTC) the history page shows the next slot of."""
+    zone: ZoneInfo
+    """``ADMIN_TIMEZONE``: the zone the pages show moments in (the API stays UTC)."""

@@ -1,10 +1,20 @@
-"""How values read on the admin pages: durations, moments, rates; pure and escaped by Jinja."""
+"""How values read on the admin pages: durations, moments, rates; pure and escaped by Jinja.
+
+Moments are shown in the page's zone (``ADMIN_TIMEZONE``, the template context's ``zone``)
+with the zone's abbreviation; the API keeps UTC.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from chassis.local_time import UTC_ZONE, local_moment
 
 
 def human_duration(ms: int | None) -> str:
@@ -23,11 +33,16 @@ def human_seconds(seconds: int | float | None) -> str:
     return "—" if seconds is None else human_duration(int(seconds * 1000))
 
 
-def moment(value: datetime | None) -> str:
-    """Return ``2025-12-22 00:05:32 UTC``; an em dash for None."""
+def moment(value: datetime | None, zone: ZoneInfo = UTC_ZONE) -> str:
+    """Return ``2025-12-22 01:05:32 CET`` (``value`` in ``zone``); an em dash for None."""
     if value is None:
         return "—"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return local_moment(value, zone)
+
+
+@pass_context
+def _page_moment(context: Context, value: datetime | None) -> str:
+    return moment(value, context["zone"])
 
 
 def percent(value: float | None) -> str:
@@ -37,7 +52,7 @@ def percent(value: float | None) -> str:
 DISPLAY_FILTERS: dict[str, Callable[..., Any]] = {
     "duration": human_duration,
     "seconds": human_seconds,
-    "moment": moment,
+    "moment": _page_moment,
     "percent": percent,
 }
 

@@ -13,6 +13,9 @@ from croniter import croniter
 
 from job_ledger.web.rows import JobLog, RunSample, ScheduleCheck
 
+STATS_WINDOW = 30
+"""How many of the newest runs the statistics look at."""
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
@@ -47,6 +50,12 @@ class JobStats:
     duration_p50_ms: int | None
     duration_p95_ms: int | None
     last_success_at: datetime | None
+    window_runs: int
+    """The window: the newest this many runs (``runs`` says how many there were)."""
+    window_start: datetime | None
+    """When the oldest run in the window started; None when there is none."""
+    window_end: datetime | None
+    """When the newest run in the window started; None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +123,11 @@ def percentile(values: list[int], fraction: float) -> int | None:
 
 
 def job_stats(runs: list[RunSample], last_success_at: datetime | None) -> JobStats:
-    """Return the statistics over ``runs``: the failure rate counts finished runs only (a
-    missed slot is a failed one, counted in ``missed`` too), the duration percentiles the runs
-    that recorded a duration (a missed slot has none)."""
+    """Return the statistics over ``runs`` (the newest :data:`STATS_WINDOW`): the failure rate
+    counts finished runs only (a missed slot is a failed one, counted in ``missed`` too), the
+    duration percentiles the runs that recorded a duration (a missed slot has none); the window
+    is the span of the runs' start times."""
+    starts = [r.started_at for r in runs]
     completed = sum(1 for r in runs if r.status == "completed")
     failed = sum(1 for r in runs if r.status == "failed")
     finished = completed + failed
@@ -132,4 +143,7 @@ def job_stats(runs: list[RunSample], last_success_at: datetime | None) -> JobSta
         duration_p50_ms=percentile(durations, 0.5),
         duration_p95_ms=percentile(durations, 0.95),
         last_success_at=last_success_at,
+        window_runs=STATS_WINDOW,
+        window_start=min(starts, default=None),
+        window_end=max(starts, default=None),
     )

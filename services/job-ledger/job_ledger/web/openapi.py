@@ -15,7 +15,7 @@ from pydantic_core import core_schema
 
 from contracts.events import JOB_NAME_PATTERN
 from job_ledger.web.api import EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT
-from job_ledger.web.params import DEFAULT_LIMIT, MAX_LIMIT
+from job_ledger.web.params import BEFORE_FORMAT, CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from job_ledger.web.schemas import DOCUMENTED
 
 Schema = dict[str, Any]
@@ -113,9 +113,23 @@ PATHS: dict[str, Schema] = {
     "/api/admin/job-logs": {
         "get": {
             "summary": "Job executions, newest startedAt first; or, with id, that one job.",
-            "description": "With `id` the list holds that one job (404 when unknown).",
+            "description": "Pages through the whole history: each answer's `meta.nextBefore` is"
+            " the cursor of the next, older page (null on the last), to pass as `before`."
+            " Pages are cut by (startedAt, id), so a job recorded while paging shifts nothing."
+            " With `id` the list holds that one job (404 when unknown).",
             "parameters": [
                 _limit(DEFAULT_LIMIT, MAX_LIMIT),
+                {
+                    "name": "before",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"},
+                    "description": f"Only jobs older than this cursor, {BEFORE_FORMAT}:"
+                    " (startedAt, id) of the last job seen, startedAt in microseconds since"
+                    " 1970-01-01T00:00:00Z. Anything else is a 400. With id: 404 unless that"
+                    " job is older.",
+                    "example": "1766361600123456,0b9e7a53-6f5c-4d4e-9a51-2d8f6c1e4b7a",
+                },
                 {
                     "name": "id",
                     "in": "query",
@@ -126,9 +140,9 @@ PATHS: dict[str, Schema] = {
                 _JOB_NAME_QUERY,
             ],
             "responses": {
-                **_ok("JobLogList", "The jobs, as `{data, meta: {count, limit}}`."),
-                "400": _error("A malformed limit, id or jobName."),
-                "404": _error("No job with this id."),
+                **_ok("JobLogList", "The jobs, as `{data, meta: {count, limit, nextBefore}}`."),
+                "400": _error("A malformed limit, id, jobName or before."),
+                "404": _error("No job with this id (of jobName, older than before)."),
                 **_COMMON_ERRORS,
             },
         }
@@ -181,7 +195,8 @@ PATHS: dict[str, Schema] = {
     },
     "/api/admin/job-stats": {
         "get": {
-            "summary": "Duration p50/p95, failure rate and last success over the newest 30 runs.",
+            "summary": "Duration p50/p95, failure rate and last success over the newest 30 runs"
+            " (the window: windowRuns, windowStart, windowEnd).",
             "parameters": [_JOB_NAME_QUERY],
             "responses": {
                 **_ok("JobStats", "The statistics."),

@@ -9,6 +9,7 @@ with what the worker answered (:mod:`job_ledger.web.request_notice`).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,7 +31,7 @@ from job_ledger.web.page_sessions import (
     signed_form,
     take_flash,
 )
-from job_ledger.web.params import parse_job_name, parse_uuid
+from job_ledger.web.params import parse_before, parse_job_name, parse_uuid
 from job_ledger.web.request_notice import (
     QUERY_PARAM,
     REFRESH_WHILE_PENDING_S,
@@ -57,7 +58,13 @@ class AdminPages:
     ) -> Response:
         flash = take_flash(request, self.settings)
         response = await render_page(
-            name, {**context, "flash": flash, "csrf_token": self.settings.keys.csrf_token(session)}
+            name,
+            {
+                **context,
+                "flash": flash,
+                "csrf_token": self.settings.keys.csrf_token(session),
+                "zone": self.ctx.zone,
+            },
         )
         clear_flash(request, response, self.settings)
         return response
@@ -72,9 +79,10 @@ class AdminPages:
         now = self.ctx.clock()
         try:
             job_name = parse_job_name(request.query_params.get("jobName"))
+            before = parse_before(request.query_params.get("before"))
             async with self.ctx.pool.acquire() as conn:
                 notice = await request_notice(conn, request.query_params.get(QUERY_PARAM))
-                jobs = await queries.recent_job_logs(conn, HISTORY_RUNS, job_name)
+                page = await queries.history_page(conn, HISTORY_RUNS, job_name, before)
                 runs = await queries.recent_runs(conn, job_name)
                 last_success = await queries.last_success_at(conn, job_name)
                 last_check = await queries.last_schedule_check(conn, self.ctx.job_name)
@@ -85,14 +93,16 @@ class AdminPages:
             session,
             "jobs.html",
             {
-                "jobs": jobs,
+                "jobs": page.jobs,
+                "older_url": None if page.older is None else _history_url(job_name, page.older),
+                "newest_url": None if before is None else _history_url(job_name, None),
                 "job_name": job_name,
                 "stats": job_stats(runs, last_success),
                 "schedule": schedule_glance(
                     self.ctx.job_name, self.ctx.job_schedule, now, last_check
                 ),
-                "chart": runs_chart(jobs, now),
-                "progress": {j.id: progress_of(j, now) for j in jobs},
+                "chart": runs_chart(page.jobs, now, self.ctx.zone),
+                "progress": {j.id: progress_of(j, now) for j in page.jobs},
                 "notice": notice,
                 "refresh_s": _refresh_s(False, notice),
             },
@@ -169,6 +179,16 @@ def page_routes(ctx: WebContext, settings: PageSettings) -> list[BaseRoute]:
         Route("/admin/jobs/{id}", pages.detail, methods=["GET"]),
         Route("/admin/jobs/{id}/retry-failed", pages.retry_failed, methods=["POST"]),
     ]
+
+
+def _history_url(job_name: str | None, before: rows.HistoryCursor | None) -> str:
+    """The history page of ``job_name`` (every job when None) from ``before`` (the newest)."""
+    query = {
+        key: value
+        for key, value in (("jobName", job_name), ("before", before and before.token))
+        if value is not None
+    }
+    return f"/admin/jobs?{urlencode(query)}" if query else "/admin/jobs"
 
 
 def _refresh_s(running: bool, notice: RequestNotice | None) -> int | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from uuid import UUID
 
 from contracts.events import JOB_NAME_PATTERN
 from job_ledger.web.errors import ApiError
+from job_ledger.web.rows import EPOCH, HistoryCursor
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 100
@@ -59,6 +61,28 @@ def parse_uuid(raw: str, name: str = "id") -> UUID:
         return UUID(raw)
     except ValueError:
         raise ApiError(400, f"{name} must be a UUID") from None
+
+
+CURSOR_PATTERN = (
+    "([0-9]{1,16}),([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+"""A history cursor: startedAt in microseconds since 1970-01-01T00:00:00Z, a comma, the job's
+id. Every text of this shape is a valid cursor (16 digits reach the year 2286), so the
+OpenAPI document's pattern and this parser accept exactly the same texts."""
+_CURSOR = re.compile(CURSOR_PATTERN)
+BEFORE_FORMAT = "'<startedAt in µs since 1970>,<id>' as meta.nextBefore gives it"
+
+
+def parse_before(raw: str | None) -> HistoryCursor | None:
+    """Return the cursor ``raw`` (:data:`CURSOR_PATTERN`), None if absent; raises
+    ``ApiError(400)`` for anything else."""
+    if raw is None:
+        return None
+    found = _CURSOR.fullmatch(raw)
+    if found is None:
+        raise ApiError(400, f"before must be a cursor {BEFORE_FORMAT}")
+    micros, job_id = found.groups()
+    return HistoryCursor(EPOCH + timedelta(microseconds=int(micros)), UUID(job_id))
 
 
 def parse_job_name(raw: str | None) -> str | None:

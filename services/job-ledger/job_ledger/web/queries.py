@@ -15,11 +15,16 @@ from uuid import UUID
 import orjson
 
 from chassis.database import Connection
-from job_ledger.web.rows import JobLog, Notification, RunSample, ScheduleCheck, StoredEvent
-
-STATS_WINDOW = 30
-"""How many of the newest runs the statistics look at."""
-
+from job_ledger.web.figures import STATS_WINDOW
+from job_ledger.web.rows import (
+    HistoryCursor,
+    HistoryPage,
+    JobLog,
+    Notification,
+    RunSample,
+    ScheduleCheck,
+    StoredEvent,
+)
 
 _SELECTED_AS = {"status": "status::text AS status", "errors_json": "errors::text AS errors_json"}
 _JOB_COLUMNS = ", ".join(
@@ -58,16 +63,34 @@ async def _notifications(conn: Connection, job_ids: list[UUID]) -> dict[UUID, li
     return found
 
 
-async def recent_job_logs(conn: Connection, limit: int, job_name: str | None) -> list[JobLog]:
-    """Return up to ``limit`` jobs, newest ``started_at`` first, of ``job_name`` if given."""
+async def history_page(
+    conn: Connection, limit: int, job_name: str | None, before: HistoryCursor | None = None
+) -> HistoryPage:
+    """Return up to ``limit`` jobs (of ``job_name`` if given) whose ``(started_at, id)`` sorts
+    before ``before`` (from the newest when None), newest first, and the next page's cursor.
+
+    Keyset pagination on ``(started_at, id)``, the history's total order: a job inserted while
+    someone pages neither repeats nor hides a row of the pages that follow. One row more than
+    asked says whether there is a next page.
+    """
+    conditions: list[str] = []
+    args: list[object] = [limit + 1]
+    if job_name is not None:
+        args.append(job_name)
+        conditions.append(f"job_name = ${len(args)}")
+    if before is not None:
+        args.extend((before.started_at, before.job_id))
+        conditions.append(f"(started_at, id) < (${len(args) - 1}, ${len(args)})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = await conn.fetch(
-        f"SELECT {_JOB_COLUMNS} FROM job_logs WHERE ($2::text IS NULL OR job_name = $2)"
-        " ORDER BY started_at DESC, id DESC LIMIT $1",
-        limit,
-        job_name,
+        f"SELECT {_JOB_COLUMNS} FROM job_logs{where} ORDER BY started_at DESC, id DESC LIMIT $1",
+        *args,
     )
-    notes = await _notifications(conn, [r["id"] for r in rows])
-    return [_job_log(r, tuple(notes.get(r["id"], ()))) for r in rows]
+    kept = rows[:limit]
+    notes = await _notifications(conn, [r["id"] for r in kept])
+    jobs = [_job_log(r, tuple(notes.get(r["id"], ()))) for r in kept]
+    last = jobs[-1] if len(rows) > limit else None
+    return HistoryPage(jobs, None if last is None else HistoryCursor(last.started_at, last.id))
 
 
 async def job_log(conn: Connection, job_id: UUID) -> JobLog | None:

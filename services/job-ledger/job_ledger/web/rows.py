@@ -7,7 +7,7 @@ they are cheap to make; treat them as read-only. :mod:`job_ledger.web.queries` f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -87,6 +87,42 @@ class JobLog:
     def failed_dao_ids(self) -> list[str]:
         """The failed DAOs' ids in the order they failed, each once."""
         return list(dict.fromkeys(f.dao_id for f in self.errors or ()))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryCursor:
+    """A place in the history, newest first: the rows after it are those whose
+    ``(started_at, id)`` sorts before this one's. Any place is valid, a row's or not."""
+
+    started_at: datetime
+    job_id: UUID
+
+    def precedes(self, job: JobLog) -> bool:
+        """True when ``job`` is on a page from this cursor: its ``(started_at, id)`` sorts
+        before the cursor's (Python orders UUIDs as Postgres does, byte by byte)."""
+        return (job.started_at, job.id) < (self.started_at, self.job_id)
+
+    @property
+    def token(self) -> str:
+        """The cursor as ``before=`` takes it: ``<startedAt in µs since 1970 UTC>,<uuid>``.
+
+        Microseconds, as Postgres keeps them (the API's ``startedAt`` shows milliseconds only),
+        so a page never skips a row started within the same millisecond.
+        """
+        micros = (self.started_at - EPOCH) // timedelta(microseconds=1)
+        return f"{micros},{self.job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Up to ``limit`` jobs, newest first, and where the next (older) page starts; ``older`` is
+    None on the last page."""
+
+    jobs: list[JobLog]
+    older: HistoryCursor | None
 
 
 @dataclass(frozen=True, slots=True)

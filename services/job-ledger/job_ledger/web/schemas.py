@@ -121,6 +121,11 @@ class JobLog(WireModel):
 class ListMeta(WireModel):
     count: Count
     limit: Positive
+    next_before: str | None = Field(
+        description="The cursor of the next (older) page, to pass as before=; null on the last"
+        " page (and with id).",
+        examples=["1766361600123456,0b9e7a53-6f5c-4d4e-9a51-2d8f6c1e4b7a"],
+    )
 
 
 class JobLogList(WireModel):
@@ -176,9 +181,10 @@ class FailureGroupList(WireModel):
 
 
 class RunStatistics(WireModel):
-    """Over the newest 30 runs: failureRate is failed / finished runs (a missed schedule slot
-    is a failed run, counted in runsMissed too), the percentiles (nearest rank) are of finished
-    runs' durations (a missed slot has none); lastSuccessAt is the newest completed run ever."""
+    """Over the newest windowRuns (30) runs, which started from windowStart to windowEnd (null
+    without runs): failureRate is failed / finished runs (a missed schedule slot is a failed
+    run, counted in runsMissed too), the percentiles (nearest rank) are of finished runs'
+    durations (a missed slot has none); lastSuccessAt is the newest completed run ever."""
 
     job_name: str | None
     runs: Count
@@ -191,6 +197,13 @@ class RunStatistics(WireModel):
     duration_p50_ms: Count | None
     duration_p95_ms: Count | None
     last_success_at: Timestamp | None
+    window_runs: Positive = Field(description="The statistics are over this many newest runs.")
+    window_start: Timestamp | None = Field(
+        description="startedAt of the oldest run in the window; null when there is none."
+    )
+    window_end: Timestamp | None = Field(
+        description="startedAt of the newest run in the window; null when there is none."
+    )
 
 
 class JobStats(WireModel):

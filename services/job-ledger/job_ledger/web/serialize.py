@@ -133,6 +133,9 @@ def stats_json(s: JobStats, job_name: str | None) -> Json:
         "durationP50Ms": s.duration_p50_ms,
         "durationP95Ms": s.duration_p95_ms,
         "lastSuccessAt": timestamp(s.last_success_at),
+        "windowRuns": s.window_runs,
+        "windowStart": timestamp(s.window_start),
+        "windowEnd": timestamp(s.window_end),
     }
 
 
