@@ -46,7 +46,7 @@ def at(minutes_ago: int) -> datetime:
 def finished_run(started: datetime, status: str, duration_s: int) -> list[Event]:
     job_id = uuid.uuid4()
     payload = JobFinishedPayload(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         daos_total=0,
         daos_processed=0,
         daos_failed=0,

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from chassis.database import create_pool
 from chassis.retention import PruneRule, Retention
+from chassis.settings import load_settings
 from contracts.events import (
     Event,
     JobFinished,
@@ -32,6 +33,8 @@ from notifier.retention import notifier_retention
 from notifier.service import migrate_schema
 from tests.harness.processes import SCRIPTS, run_command
 from tests.harness.stack import Stack
+from tests.support.broker import eventually
+from tests.support.notifier_harness import running_notifier
 
 NOW = datetime.now(UTC)
 
@@ -73,7 +76,7 @@ async def test_schedule_checks_go_but_each_job_names_latest_slot_stays(
         "INSERT INTO schedule_checks (job_name, scheduled_for, outcome) VALUES ($1, $2, 'started')",
         rows,
     )
-    settings = LedgerSettings(**stack.ledger_env(), SCHEDULE_CHECK_RETENTION="90d")
+    settings = load_settings(LedgerSettings, **stack.ledger_env(), SCHEDULE_CHECK_RETENTION="90d")
 
     assert await ledger_retention(settings, pool).prune_once() == {"schedule_checks": 3}
     kept = await pool.fetch("SELECT job_name, scheduled_for FROM schedule_checks ORDER BY 1")
@@ -97,7 +100,7 @@ def run(job_name: str, days: float, status: str | None) -> list[Event]:
     ]
     if status is not None:
         payload = JobFinishedPayload(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             daos_total=0,
             daos_processed=0,
             daos_failed=0,
@@ -143,7 +146,7 @@ async def test_job_history_goes_from_job_logs_and_the_event_store_together(
     async with pool.acquire() as conn, conn.transaction():
         await record_events(conn, [e for job in jobs for e in job] + [failed_email(old_failed)])
     env = stack.ledger_env()
-    settings = LedgerSettings(**env, JOB_HISTORY_RETENTION=retention)
+    settings = load_settings(LedgerSettings, **env, JOB_HISTORY_RETENTION=retention)
 
     await ledger_retention(settings, pool).prune_once()
 
@@ -195,5 +198,26 @@ async def test_the_notifier_prunes_old_marks_and_finished_records_but_no_pending
         ) == [89, 1]
         remaining = await pool.fetch("SELECT state FROM deliveries ORDER BY updated_at")
         assert [r["state"] for r in remaining] == ["pending", "sent"]
+    finally:
+        await pool.close()
+
+
+async def test_the_running_notifier_prunes_by_itself(stack: Stack) -> None:
+    settings: NotifierSettings = stack.notifier_settings()
+    await migrate_schema(settings.database_url, settings.notifier_schema)
+    pool = await create_pool(settings.database_url, settings.notifier_schema)
+    try:
+        await pool.executemany(
+            "INSERT INTO processed_events (event_id, event_type, job_id, processed_at)"
+            " VALUES ($1, 'JobFinished', $1, $2)",
+            [(uuid.uuid4(), days_ago(d)) for d in (120, 100, 1)],
+        )
+        before = pruned("processed_events")
+        async with running_notifier(settings):
+            left = await eventually(
+                lambda: pool.fetchval("SELECT count(*) FROM processed_events"),
+                lambda n: n == 1,
+            )
+        assert (left, pruned("processed_events") - before) == (1, 2)
     finally:
         await pool.close()
