@@ -12,8 +12,10 @@ from chassis.local_time import UTC_ZONE, TimeZone
 from chassis.retention import RetentionSettings
 from chassis.settings import (
     BaseServiceSettings,
+    HttpUrl,
+    OptionalHttpUrl,
     OptionalSecret,
-    OptionalText,
+    OptionalSecretHttpUrl,
     PositiveDuration,
     TopologySettings,
 )
@@ -29,17 +31,17 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, Retent
 
     notifier_schema: str = "notifier"
     resend_api_key: OptionalSecret = None
-    resend_api_url: str = "https://api.resend.com"
+    resend_api_url: HttpUrl = "https://api.resend.com"
     email_from: str = "ChainSights <hello@chainsights.one>"
     alert_email_to: str = "hello@chainsights.one"
     email_transport: Literal["resend", "file"] = "resend"
     email_outbox_dir: Path = Path("var/emails")
-    slack_webhook_url: OptionalSecret = None
-    admin_base_url: str = "http://localhost:8080"
+    slack_webhook_url: OptionalSecretHttpUrl = None
+    admin_base_url: HttpUrl = "http://localhost:8080"
     admin_timezone: TimeZone = UTC_ZONE
     # Only whether it is set matters here: with revalidation configured, a run that did not
     # revalidate the cache gets a warning instead of a green email.
-    cache_revalidate_url: OptionalText = None
+    cache_revalidate_url: OptionalHttpUrl = None
     notify_max_attempts: int = Field(default=5, ge=1, le=100)
     notify_timeout: PositiveDuration = timedelta(seconds=10)
     notify_backoff_max: PositiveDuration = timedelta(seconds=30)

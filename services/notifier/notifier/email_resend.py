@@ -26,7 +26,7 @@ from resend.exceptions import ResendError
 from contracts.events import Channel
 from notifier.alert import Alert
 from notifier.rendering import render_email
-from notifier.transport import DeliveryFailed, parse_retry_after
+from notifier.transport import DeliveryFailed, parse_retry_after, without_secrets
 
 # From https://resend.com/docs/api-reference/errors: these 4xx types are worth a retry (the
 # first is a per-second rate limit, the second an identical request still in flight).
@@ -101,8 +101,10 @@ def classify_resend_error(exc: ResendError) -> DeliveryFailed:
     else:
         retryable = status >= 500 or error_type in _RETRYABLE_TYPES
     headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    # An answer may quote the request back; the key must not reach the stored error.
+    message = without_secrets(str(exc.message), [str(resend.api_key or "")])
     return DeliveryFailed(
-        f"Resend {status} {error_type}: {exc.message}",
+        f"Resend {status} {error_type}: {message}",
         retryable=retryable,
         retry_after_s=parse_retry_after(headers.get("retry-after")) if retryable else None,
     )

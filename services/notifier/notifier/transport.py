@@ -7,6 +7,7 @@ and, when the provider said so, after how long; anything else it raises is a bug
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -37,6 +38,14 @@ class Transport(Protocol):
     async def send(self, alert: Alert, idempotency_key: str) -> str | None:
         """Deliver ``alert``; return the provider's id. Raises :class:`DeliveryFailed`."""
         ...
+
+
+def without_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret in ``secrets`` (longest first) replaced by ``***``: a provider
+    may quote a request back (its URL, its key) in an error, which is stored and published."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -16,6 +16,7 @@ from chassis.settings import (
     BaseServiceSettings,
     CronExpression,
     Duration,
+    HttpUrl,
     OptionalPath,
     OptionalSecret,
     OptionalText,
@@ -61,7 +62,7 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings):
     dao_retry_backoff: Duration = timedelta(seconds=1)
     governance_source: SourceKind = "snapshot"
     governance_data: OptionalPath = None
-    snapshot_hub_url: str = DEFAULT_HUB_URL
+    snapshot_hub_url: HttpUrl = DEFAULT_HUB_URL
     snapshot_api_key: OptionalSecret = None
     snapshot_rate_limit: RequestsPerMinute = None
     cache_revalidate_url: OptionalHttpUrl = None
