@@ -224,10 +224,16 @@ class DeliveryConsumer(QueueConsumer, Generic[M]):
         await self._stopped.wait()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # aio-pika cancels a channel's callbacks when its connection breaks; the handling is a
+        # task of this consumer instead, so a handler that acked early (a run going on) outlives
+        # the channel, and only stop() cancels it.
+        handling = asyncio.create_task(self._take(message))
+        self._handling.add(handling)
+        handling.add_done_callback(self._handling.discard)
+        await asyncio.shield(handling)
+
+    async def _take(self, message: AbstractIncomingMessage) -> None:
         self.progress.note_received()
-        task = asyncio.current_task()
-        if task is not None:
-            self._handling.add(task)
         try:
             try:
                 await self._slots.acquire()
@@ -243,8 +249,6 @@ class DeliveryConsumer(QueueConsumer, Generic[M]):
             finally:
                 self._slots.release()
         finally:
-            if task is not None:
-                self._handling.discard(task)
             await self.progress.note_handled(1)
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
