@@ -83,8 +83,10 @@ def main() -> None:
     def progress(row: Row) -> None:
         print(f"  {row.verdict} {row.scenario} ({row.seconds:.0f}s)", file=sys.stderr)
 
-    loop_started = asyncio.run(_timed(context, args.only, progress))
-    rows, seconds = loop_started
+    try:
+        rows, seconds = asyncio.run(_timed(context, args.only, progress))
+    finally:
+        context.close()
     print(table(rows))
     if args.write_doc:
         write_doc(args.write_doc, args.scale, seed, rows, seconds, args.only)

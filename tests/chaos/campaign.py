@@ -12,6 +12,8 @@ replays the same choices, whether the campaign runs whole or ``--only`` that sce
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -26,6 +28,7 @@ from tests.chaos.faults import ensure_broker_up, ensure_postgres_up
 from tests.chaos.figures import Row
 from tests.chaos.names import Service, StackOptions
 from tests.chaos.stack import Stack
+from tests.cluster.harness import RabbitCluster, running_cluster
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,22 @@ class Context:
     mutants: dict[Service, str] = field(default_factory=dict)
     """Services to run under a test-only wrapper that breaks one guarantee
     (:mod:`tests.chaos.mutants`), by service; empty for the real build."""
+    cluster: RabbitCluster | None = None
+    """The three-node RabbitMQ cluster of the cluster scenarios: the one given (a test
+    session's), or one :meth:`rabbit_cluster` starts on first use and :meth:`close` removes."""
     _datasets: dict[int, tuple[Path, Path]] = field(default_factory=dict)
+    _owned: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    async def rabbit_cluster(self) -> RabbitCluster:
+        """The cluster, started (about 15 s) if none was given. Raises ``ClusterUnavailable``
+        on a machine that cannot run extra nodes."""
+        if self.cluster is None:
+            self.cluster = await asyncio.to_thread(self._owned.enter_context, running_cluster())
+        return self.cluster
+
+    def close(self) -> None:
+        """Remove what the campaign started for itself (the cluster). Idempotent."""
+        self._owned.close()
 
     def dataset(self, daos: int) -> tuple[Path, Path]:
         """The registry and governance files of ``daos`` DAOs, written once per campaign."""
@@ -108,7 +126,7 @@ Scenario = Callable[[Context], Awaitable[Row]]
 
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by its short name, in the issue's order."""
-    from tests.chaos import crashes, http, inputs, windows
+    from tests.chaos import cluster, crashes, http, inputs, instances, windows
 
     return {
         "consumer-crashes": crashes.consumer_crashes,
@@ -123,7 +141,17 @@ def scenarios() -> dict[str, Scenario]:
         "providers": inputs.failing_providers,
         "hostile-http": http.hostile_http,
         "load": http.sustained_load,
+        "node-kill": cluster.connected_node_killed,
+        "leader-kill": cluster.leader_node_killed,
+        "rolling-restart": cluster.rolling_restart,
+        "node-cut-off": cluster.node_cut_off,
+        "standby-worker": instances.standby_worker,
+        "two-crons": instances.two_crons,
     }
+
+
+CLUSTER_SCENARIOS = ["node-kill", "leader-kill", "rolling-restart", "node-cut-off"]
+"""The scenarios on the three-node cluster (the others run on ``AMQP_URL``'s broker)."""
 
 
 async def run_scenario(name: str, scenario: Scenario, context: Context) -> Row:

@@ -23,12 +23,13 @@ from typing import Self
 import aio_pika
 import asyncpg
 
-from tests.chaos.names import Names, Service, StackOptions
+from tests.chaos.names import SCRIPTS, Names, Service, StackOptions, instance_names, service_of
 from tests.chaos.providers import CountingResend, CountingSlack
 from tests.chaos.runs import ExpectedRun, ExpectedStatus
 from tests.chaos.tap import ExchangeTap
 from tests.harness.ports import ReservedPort
-from tests.harness.processes import SCRIPTS, ServiceProcess, run_command, wait_http_ok
+from tests.harness.processes import SCRIPTS as SCRIPT_DIR
+from tests.harness.processes import ServiceProcess, run_command, wait_http_ok
 from tests.harness.scratch import drop_schemas, remove_topology, service_env
 from tests.support.broker import eventually
 
@@ -64,11 +65,15 @@ class Stack:
         self.options = options or StackOptions()
         self.resend = CountingResend(RESEND_KEY)
         self.slack = CountingSlack()
-        services: tuple[Service, ...] = ("ledger", "notifier", "worker")
-        self._reserved = {service: ReservedPort() for service in services}
-        self.ports: dict[Service, int] = {s: r.port for s, r in self._reserved.items()}
-        """Each service's HTTP port, held for it from here to the end, across its restarts."""
-        self.processes: dict[Service, ServiceProcess] = {}
+        self.instances = [
+            name for s in SCRIPTS for name in instance_names(s, self.options.count(s))
+        ]
+        """Every process of the stack by name (``ledger``, ``ledger-2``…, see
+        :attr:`StackOptions.instances`)."""
+        self._reserved = {name: ReservedPort() for name in self.instances}
+        self.ports: dict[str, int] = {s: r.port for s, r in self._reserved.items()}
+        """Each instance's HTTP port, held for it from here to the end, across its restarts."""
+        self.processes: dict[str, ServiceProcess] = {}
         self.pool: asyncpg.Pool | None = None
         self.tap = ExchangeTap(amqp_url, self.names.topology)
         self.expected: list[ExpectedRun] = []
@@ -81,15 +86,14 @@ class Stack:
         await self._stack.enter_async_context(self.slack)
         self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
         await self.tap.declare()
-        for service in ("ledger", "notifier", "worker"):
-            argv = {
-                "ledger": ["job-ledger", "serve", "--port", str(self.ports["ledger"])],
-                "notifier": ["notifier", "serve", "--port", str(self.ports["notifier"])],
-                "worker": ["recalculator", "worker"],
-            }[service]
+        for name in self.instances:
+            service = service_of(name)
+            argv = [*SCRIPTS[service]]
+            if service in ("ledger", "notifier"):
+                argv += ["--port", str(self.ports[name])]
             if mutant := self.options.mutants.get(service):
                 argv = ["python", "-m", "tests.chaos.mutants", mutant, *argv]
-            self.processes[service] = ServiceProcess(service, argv, self.env(service), self.work)
+            self.processes[name] = ServiceProcess(name, argv, self.env(service, name), self.work)
         return self
 
     async def __aexit__(
@@ -117,8 +121,9 @@ class Stack:
         with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError):
             await remove_topology(self.amqp_url, self.names.topology)
 
-    def env(self, service: Service) -> dict[str, str]:
-        """The exact environment ``service`` runs with (the shell's settings scrubbed)."""
+    def env(self, service: Service, instance: str | None = None) -> dict[str, str]:
+        """The exact environment ``service`` (its ``instance``, the first by default) runs
+        with (the shell's settings scrubbed)."""
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
         env |= service_env(
             self.options.database_urls.get(service, self.database_url),
@@ -148,7 +153,7 @@ class Stack:
             NOTIFY_BACKOFF_MAX="1s",
             NOTIFY_RESUME_INTERVAL="1s",
             HEALTH_HOST="127.0.0.1",
-            HEALTH_PORT=str(self.ports[service]),
+            HEALTH_PORT=str(self.ports[instance or service]),
             SHUTDOWN_GRACE="5s",
         )
         if service in self.options.mutants:
@@ -158,28 +163,26 @@ class Stack:
 
     # --- processes --------------------------------------------------------------------
 
-    def url(self, service: Service, path: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}{path}"
+    def url(self, instance: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[instance]}{path}"
 
-    async def start(self, *services: Service, ready: bool = True) -> None:
-        """Start each service (again), and wait for ``/readyz`` when ``ready``."""
-        for service in services:
-            await self.processes[service].start()
+    async def start(self, *instances: str, ready: bool = True) -> None:
+        """Start each instance (a service's name is its first) again, and wait for
+        ``/readyz`` when ``ready``."""
+        for name in instances:
+            await self.processes[name].start()
         if ready:
-            for service in services:
-                await wait_http_ok(
-                    self.url(service, "/readyz"), self.processes[service], timeout_s=60
-                )
+            for name in instances:
+                await wait_http_ok(self.url(name, "/readyz"), self.processes[name], timeout_s=60)
 
-    async def kill(self, service: Service) -> None:
-        await self.processes[service].kill()
+    async def kill(self, instance: str) -> None:
+        await self.processes[instance].kill()
 
     async def cli(
         self, service: Service, *args: str, timeout_s: float = 180
     ) -> tuple[int, str, str]:
         """Run a one-shot command of ``service``'s script; returns (exit code, stdout, stderr)."""
-        script = {"ledger": "job-ledger", "notifier": "notifier", "worker": "recalculator"}
-        argv = [str(SCRIPTS / script[service]), *args]
+        argv = [str(SCRIPT_DIR / SCRIPTS[service][0]), *args]
         return await run_command(argv, self.env(service), timeout_s=timeout_s)
 
     async def import_daos(self) -> None:

@@ -19,6 +19,8 @@ SMALL = [
     "duplicates",
     "poison",
     "providers",
+    "standby-worker",
+    "two-crons",
 ]
 
 

@@ -13,4 +13,6 @@ a mutation check asks for it (``tests/chaos/test_mutation_checks.py``).
 - ``notifier-sends-before-recording``: the notifier emails an outcome as the event arrives,
   before its delivery record is written, and every email goes without its
   ``Idempotency-Key`` (``notifier.consumer``, ``notifier.email_resend``).
+- ``stays-on-lost-node``: a broker connection given several nodes keeps reconnecting to the
+  one it lost (``chassis.failover``); the cluster scenarios' consumers never come back.
 """

@@ -72,8 +72,19 @@ def notifier_sends_before_recording() -> None:
     notifier.consumer.record_outcome = send_then_record  # type: ignore[attr-defined]
 
 
+def stays_on_lost_node() -> None:
+    """The broker connection keeps trying the address it lost instead of the next node's."""
+    import chassis.failover
+
+    def stay(self: chassis.failover.FailoverConnection) -> None:
+        self._move_on = False
+
+    chassis.failover.FailoverConnection._next_url = stay  # type: ignore[method-assign]
+
+
 MUTANTS: dict[str, Callable[[], None]] = {
     "relay-marks-unconfirmed": relay_marks_unconfirmed,
     "ledger-acks-before-commit": ledger_acks_before_commit,
     "notifier-sends-before-recording": notifier_sends_before_recording,
+    "stays-on-lost-node": stays_on_lost_node,
 }
