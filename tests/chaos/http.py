@@ -1,4 +1,8 @@
-"""Scenarios 8-9: hostile requests at the history API, and a steady load while a run lands."""
+"""Scenarios 8-9: hostile requests at the history API, and a steady load while a run lands.
+
+The hostile scenario's ledger believes X-Forwarded-For from 127.0.0.1, so that each phase
+(schemathesis, the hand-written attacks, each brute force, the admin) is a client of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,17 @@ import asyncio
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from tests.chaos.campaign import Context
 from tests.chaos.crashes import run_timeout, started
 from tests.chaos.figures import Row, measure, settle
+from tests.chaos.names import StackOptions
 from tests.chaos.stack import PASSWORD, Stack
 
 FINISHED = "SELECT count(*) FROM {recalc}.jobs WHERE status <> 'running'"
@@ -63,6 +71,19 @@ def get(target: str, *headers: str) -> bytes:
 
 def attacks(job_id: str) -> list[tuple[str, bytes, set[int]]]:
     """(name, raw request, acceptable statuses) of the hand-written attacks."""
+    listed = _attacks(job_id)
+    # Each attack from an address of its own: a few wrong tokens stay within the budget.
+    return [
+        (
+            name,
+            request.replace(b"\r\n\r\n", f"\r\nX-Forwarded-For: 192.0.2.{n}\r\n\r\n".encode(), 1),
+            ok,
+        )
+        for n, (name, request, ok) in enumerate(listed, start=1)
+    ]
+
+
+def _attacks(job_id: str) -> list[tuple[str, bytes, set[int]]]:
     auth = f"Authorization: Bearer {PASSWORD}"
     near = f"Authorization: Bearer {PASSWORD[:-1]}{chr(ord(PASSWORD[-1]) ^ 1)}"
     return [
@@ -141,7 +162,8 @@ async def schemathesis(stack: Stack, examples: int) -> tuple[int, str]:
         str(st), "run", f"{base}/openapi.json", "--url", base, "--checks", "all",
         "--mode", "all", "--max-examples", str(examples), "--seed", "20251222",
         "--workers", "1", "--generation-database", "none", "--request-timeout", "10",
-        "--header", f"Authorization: Bearer {PASSWORD}", "--no-color",
+        "--header", f"Authorization: Bearer {PASSWORD}", "--header", "X-Forwarded-For: 198.18.0.1",
+        "--no-color",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=stack.work,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), 600)
@@ -153,7 +175,8 @@ async def schemathesis(stack: Stack, examples: int) -> tuple[int, str]:
 async def hostile_http(ctx: Context) -> Row:
     """schemathesis over ``/openapi.json`` and hand-written attacks at a ledger with data."""
     row = Row("8 hostile HTTP input")
-    async with ctx.stack(ctx.scale.mid_daos) as stack:
+    options = StackOptions(env={"ledger": {"TRUSTED_PROXIES": "127.0.0.1"}})
+    async with ctx.stack(ctx.scale.mid_daos, options) as stack:
         await started(stack, ctx.scale.mid_daos)
         await stack.trigger(dao_ids=[f"dao-{i:05d}" for i in range(30)])
         await stack.wait_for(FINISHED, 1, 60)
@@ -171,10 +194,14 @@ async def hostile_http(ctx: Context) -> Row:
             if problem := shape_problem(name, answer, allowed, job_id):
                 problems.append(problem)
         row.problems.extend(problems)
+        row.problems.extend(await brute_force(stack.url("ledger", "")))
         await measure(stack, row)
         row.notes.append(
             f"schemathesis: {cases} generated requests, no failure; "
-            f"{len(attacks(job_id))} attacks refused in the error shape"
+            f"{len(attacks(job_id))} attacks refused in the error shape; brute force "
+            f"({BRUTE_TOKENS} tokens one by one, {BRUTE_TOKENS} at once, {BRUTE_LOGINS} parallel"
+            " logins) answered 429 past 10 guesses while the admin got in; a logged-out"
+            " session's cookie replayed was refused"
         )
         return row
 
@@ -211,3 +238,86 @@ async def sustained_load(ctx: Context) -> Row:
             f"{stored_during} events stored meanwhile"
         )
         return await measure(stack, row)
+
+
+BRUTE_TOKENS = 1000
+BRUTE_LOGINS = 200
+BUDGET = 10
+"""Failed attempts a client may make before it is refused (the ledger's GuessThrottle)."""
+
+
+def via(address: str, **headers: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address, **headers}
+
+
+async def brute_force(base: str) -> list[str]:
+    """Guess the Bearer token one by one and all at once, and the login form all at once,
+    each from its own address; the admin then signs in from another, logs out, and the old
+    cookie is replayed. Returns what went wrong."""
+    problems: list[str] = []
+    logs = f"{base}/api/admin/job-logs"
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar()
+    ) as http:
+
+        async def token(n: int, address: str) -> int:
+            headers = via(address, Authorization=f"Bearer guess-{n}")
+            async with http.get(logs, headers=headers) as response:
+                await response.read()
+                return response.status
+
+        async def login(n: int, address: str) -> int:
+            data = {"password": f"guess-{n}"}
+            async with http.post(
+                f"{base}/admin/login", data=data, headers=via(address), allow_redirects=False
+            ) as response:
+                return response.status
+
+        one_by_one = Counter([await token(n, "203.0.113.1") for n in range(BRUTE_TOKENS)])
+        at_once = Counter(
+            await asyncio.gather(*(token(n, "203.0.113.2") for n in range(BRUTE_TOKENS)))
+        )
+        logins = Counter(
+            await asyncio.gather(*(login(n, "203.0.113.3") for n in range(BRUTE_LOGINS)))
+        )
+        for name, answers, total in (
+            ("sequential Bearer guesses", one_by_one, BRUTE_TOKENS),
+            ("parallel Bearer guesses", at_once, BRUTE_TOKENS),
+            ("parallel login guesses", logins, BRUTE_LOGINS),
+        ):
+            if answers != {401: BUDGET, 429: total - BUDGET}:
+                problems.append(f"{name}: {dict(answers)}, expected {BUDGET} tries then 429")
+        auth = via("198.51.100.9", Authorization=f"Bearer {PASSWORD}")
+        async with http.get(logs, headers=auth) as response:
+            if response.status != 200:
+                problems.append(f"the admin's token from elsewhere: {response.status}")
+        problems.extend(await replayed_after_logout(http, base))
+    return problems
+
+
+async def replayed_after_logout(http: aiohttp.ClientSession, base: str) -> list[str]:
+    """Sign in, log out, replay the old session cookie: it must lead to the login form."""
+    admin = via("198.51.100.9")
+    async with http.post(
+        f"{base}/admin/login", data={"password": PASSWORD}, headers=admin, allow_redirects=False
+    ) as response:
+        found = re.match(r"ledger_session=([^;]+)", response.headers.get("Set-Cookie", ""))
+    if response.status != 303 or not found:
+        return [f"the admin could not sign in: {response.status}"]
+    cookie = {**admin, "Cookie": f"ledger_session={found.group(1)}"}
+    async with http.get(f"{base}/admin/jobs", headers=cookie) as response:
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', await response.text())
+    if token is None:
+        return ["the signed-in history page has no logout form"]
+    async with http.post(
+        f"{base}/admin/logout",
+        data={"csrf_token": token.group(1)},
+        headers=cookie,
+        allow_redirects=False,
+    ) as response:
+        logged_out = response.status == 303
+    async with http.get(f"{base}/admin/jobs", headers=cookie, allow_redirects=False) as response:
+        replay = response.status, response.headers.get("Location", "")
+    if not logged_out or replay[0] != 303 or not replay[1].startswith("/admin/login"):
+        return [f"a logged-out session's cookie replayed: {replay}"]
+    return []

@@ -68,6 +68,15 @@ def _ok(schema_name: str, description: str, status: str = "200") -> dict[str, Sc
 
 _COMMON_ERRORS = {
     "401": _error("No or a wrong Bearer token."),
+    "429": {
+        **_error("Too many failed credentials from this client; try again after Retry-After."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before this client may try again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
     "500": _error("An unexpected error; nothing internal is shown."),
     "503": _error("The database (or, when publishing, the broker) is unavailable."),
 }
