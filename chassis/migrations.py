@@ -59,13 +59,19 @@ async def apply_migrations(
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext('chainsights-migrations:' || $1))", schema
         )
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident}")
+        # Only when missing: CREATE SCHEMA asks for CREATE on the database even with IF NOT
+        # EXISTS, which a role given just its own schema (created for it) does not have.
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {ident}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {ident}.schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {
-            r["version"] for r in await conn.fetch(f"SELECT version FROM {ident}.schema_migrations")
+            r["version"]
+            for r in await conn.fetch(
+                f"SELECT version FROM {ident}.schema_migrations"  # noqa: S608 quoted schema name
+            )
         }
         for source in sources:
             for path in source.files():
@@ -86,7 +92,8 @@ async def _apply_one(conn: asyncpg.Connection, ident: str, version: str, path: P
             await conn.execute(f"SET LOCAL search_path TO {ident}, public")
             await conn.execute(sql)
             await conn.execute(
-                f"INSERT INTO {ident}.schema_migrations (version) VALUES ($1)", version
+                f"INSERT INTO {ident}.schema_migrations (version) VALUES ($1)",  # noqa: S608 quoted schema name
+                version,
             )
     except asyncpg.PostgresError as exc:
         raise MigrationError(f"migration {version} failed: {exc}") from exc

@@ -80,7 +80,7 @@ async def enqueue(
     Call it inside the transaction that does the work the message reports.
     """
     await conn.execute(
-        f"INSERT INTO {OUTBOX_COLUMNS} VALUES ($1, $2, $3, $4, $5)",
+        f"INSERT INTO {OUTBOX_COLUMNS} VALUES ($1, $2, $3, $4, $5)",  # noqa: S608 the outbox's constant columns
         message.message_id or "",
         exchange,
         routing_key,
@@ -95,7 +95,7 @@ async def copy_outbox(
     """Enqueue in ``target_schema``'s outbox, for ``exchange``, a copy of every message in
     ``source_schema``'s, in order (a benchmark replaying a real run's messages, say)."""
     await conn.execute(
-        f"INSERT INTO {quote_ident(target_schema)}.{OUTBOX_COLUMNS}"
+        f"INSERT INTO {quote_ident(target_schema)}.{OUTBOX_COLUMNS}"  # noqa: S608 quoted schema names
         " SELECT message_id, $1, routing_key, body, properties"
         f" FROM {quote_ident(source_schema)}.outbox ORDER BY id",
         exchange,
@@ -227,7 +227,7 @@ class OutboxRelay:
                 self.last_error = _describe(exc)
                 self._channel = None
                 delay = min(self._max_backoff_s, 0.2 * 2 ** min(failures, 10))
-                delay *= random.uniform(0.5, 1.0)
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 jitter, not a secret
                 log.warning(
                     "outbox relay cannot publish (attempt %d, retry in %.1fs): %s",
                     failures,

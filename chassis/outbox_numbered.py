@@ -52,7 +52,7 @@ class NumberedEnqueue:
     def __post_init__(self) -> None:
         n = self.parameters
         queued = (
-            f"queued AS (INSERT INTO {OUTBOX_COLUMNS}"
+            f"queued AS (INSERT INTO {OUTBOX_COLUMNS}"  # noqa: S608 constant columns, numbered placeholders
             f" SELECT ${n + 1}, ${n + 2}, ${n + 3},"
             f" ${n + 4}::bytea || convert_to(number::text, 'UTF8') || ${n + 5}::bytea,"
             f" ${n + 6}::jsonb FROM numbered)"

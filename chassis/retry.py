@@ -98,7 +98,7 @@ class _CappedExponentialJitter:
     def __call__(self, state: RetryCallState) -> float:
         exponent = min(state.attempt_number - 1, 30)
         ceiling: float = min(self._cap_s, self._first_s * 2.0**exponent)
-        return ceiling * random.uniform(0.5, 1.0)
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 jitter, not a secret
 
 
 def _log_retry(
@@ -163,7 +163,7 @@ async def retry_transient(
         result: T = await retrying(attempt)
     except RetryError as gave_up:
         last = gave_up.last_attempt.exception()
-        assert last is not None  # a RetryError follows a failed attempt only
+        assert last is not None  # noqa: S101 a RetryError follows a failed attempt only
         raise give_up_as(what, time.monotonic() - started, last) from last
     attempts = retrying.statistics.get("attempt_number", 1)
     if attempts > 1:

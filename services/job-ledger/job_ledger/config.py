@@ -63,7 +63,7 @@ class Settings(BaseServiceSettings, BrokerNameSettings, TopologySettings, Retent
     schedule_check_retention: PositiveDuration = timedelta(days=90)
     job_history_retention: OptionalRetention = None
     ledger_metrics_interval: PositiveDuration = timedelta(seconds=15)
-    http_host: str = "0.0.0.0"
+    http_host: str = "0.0.0.0"  # noqa: S104 a container's port; HTTP_HOST narrows it
     http_port: int = Field(default=8080, ge=0, le=65535)
 
     @property

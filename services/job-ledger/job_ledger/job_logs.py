@@ -74,7 +74,7 @@ ON CONFLICT (id) DO UPDATE SET
                        ELSE COALESCE(j.fatal_error, EXCLUDED.fatal_error) END,
     expected_events = COALESCE(EXCLUDED.expected_events, j.expected_events),
     updated_at = now()
-"""
+"""  # noqa: S608 constant columns
 
 # A fresh statement (so, under READ COMMITTED, a fresh snapshot) taken after the row lock:
 # it sees the DaoFailed events of every ledger transaction that committed before ours.
@@ -91,7 +91,7 @@ _REPLACE = f"""
 INSERT INTO job_logs AS j ({", ".join(COLUMNS)}) VALUES ({_PLACEHOLDERS})
 ON CONFLICT (id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")}, updated_at = now()
-"""
+"""  # noqa: S608 constant columns
 
 
 def _args(row: JobRow) -> tuple[Any, ...]:
@@ -133,7 +133,7 @@ def row_from_record(record: asyncpg.Record) -> JobRow:
 
 async def load_rows(conn: Connection, job_ids: Sequence[UUID] | None = None) -> dict[UUID, JobRow]:
     """The stored rows of ``job_ids`` (every row when None), by job id."""
-    sql = f"SELECT {', '.join(COLUMNS)} FROM job_logs"
+    sql = f"SELECT {', '.join(COLUMNS)} FROM job_logs"  # noqa: S608 constant columns
     records = (
         await conn.fetch(sql + " WHERE id = ANY($1::uuid[])", list(job_ids))
         if job_ids is not None

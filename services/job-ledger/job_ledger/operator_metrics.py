@@ -74,7 +74,7 @@ FROM (SELECT job_name, duration_ms,
       FROM job_logs WHERE outcome = 'completed' AND duration_ms IS NOT NULL) AS latest
 WHERE n <= {P95_RUNS}
 GROUP BY job_name
-"""
+"""  # noqa: S608 constant text
 
 _FAILED_NOTIFICATIONS = """
 SELECT l.job_name, n.channel, count(*) AS failed

@@ -67,7 +67,7 @@ DELETE FROM job_events WHERE ctid IN (
       AND NOT EXISTS (SELECT 1 FROM job_logs l WHERE l.id = e.job_id)
     LIMIT $2
 )
-"""
+"""  # noqa: S608 constant text
 
 PRUNE_REFUSED_REQUESTS = """
 DELETE FROM run_requests WHERE ctid IN (

@@ -31,7 +31,7 @@ class RetryPolicy:
         if retry_after_s is not None:
             return min(retry_after_s, MAX_RETRY_AFTER_S)
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 jitter, not a secret
 
     @property
     def lease(self) -> timedelta:

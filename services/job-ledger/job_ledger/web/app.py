@@ -132,7 +132,7 @@ def _bearer_auth(pages: PageSettings) -> Middleware:
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, HTTPException)  # noqa: S101 registered for HTTPException only
     message = http_exception_message(exc)
     path = request.url.path
     if path == "/admin" or path.startswith("/admin/"):

@@ -70,7 +70,7 @@ def error_response(
 
 
 async def api_error_handler(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, ApiError)  # noqa: S101 registered for ApiError only
     return error_response(exc.status, exc.message)
 
 
