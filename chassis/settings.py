@@ -14,10 +14,24 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from croniter import croniter
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chassis.broker_urls import parse_amqp_urls
+from chassis.settings_sources import (
+    FileVariables,
+    SettingsFileError,
+    url_with_password,
+    urls_with_password,
+)
 from chassis.topology import Subscribers, Topology
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -141,12 +155,48 @@ class BaseServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
-    database_url: DatabaseUrl = SecretStr("postgresql://postgres@127.0.0.1:5432/test")
-    amqp_url: AmqpUrls = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    # Given apart from their URLs (chassis.settings_sources): before the URLs they go into.
+    database_password: OptionalSecret = None
+    amqp_password: OptionalSecret = None
+    database_url: DatabaseUrl = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/test"), validate_default=True
+    )
+    amqp_url: AmqpUrls = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), validate_default=True
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     outbox_retention: Duration = timedelta(days=7)
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_password_into_url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        password = info.data.get("database_password")
+        if password is None:
+            return value
+        return SecretStr(url_with_password(value.get_secret_value(), password.get_secret_value()))
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_password_into_urls(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        password = info.data.get("amqp_password")
+        if password is None:
+            return value
+        return SecretStr(urls_with_password(value.get_secret_value(), password.get_secret_value()))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then ``X_FILE`` files, then the environment."""
+        files = FileVariables(settings_cls)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
 
 class NamesSubscribers(Protocol):
@@ -175,6 +225,8 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
     """
     try:
         return cls(**overrides)
+    except SettingsFileError as exc:
+        raise SettingsError(f"invalid configuration:\n  {exc}") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False, include_input=False):

@@ -175,3 +175,24 @@ async def test_the_worker_stops_cleanly_on_sigterm(stack: Stack, env: dict[str, 
     assert process.returncode == 0, err.decode()
     assert "SIGTERM received" in err.decode()
     assert await consumer_count(stack.amqp, stack.topology.commands_queue) == 0
+
+
+async def test_an_import_if_empty_seeds_an_empty_registry_and_never_touches_a_filled_one(
+    env: dict[str, str], pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    first = tmp_path / "daos.csv"
+    first.write_text("id,name,snapshot_space,active\naave,Aave,aave.eth,true\n")
+    code, out, _ = await recalculator(env, "daos", "import", "--if-empty", str(first))
+    assert (code, "1 new" in out) == (0, True)
+    await pool.execute("UPDATE daos SET name = 'Aave (production)', active = false")
+
+    again = tmp_path / "sample.csv"
+    again.write_text(
+        "id,name,snapshot_space,active\naave,Aave,aave.eth,true\nens,ENS,ens.eth,true\n"
+    )
+    code, out, _ = await recalculator(env, "daos", "import", "--if-empty", str(again))
+
+    assert code == 0
+    assert "the registry holds 1 DAOs: nothing imported" in out
+    rows = await pool.fetch("SELECT id, name, active FROM daos ORDER BY id")
+    assert [tuple(r) for r in rows] == [("aave", "Aave (production)", False)]

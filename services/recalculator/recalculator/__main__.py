@@ -70,6 +70,11 @@ def parser() -> argparse.ArgumentParser:
     daos_sub = daos.add_subparsers(dest="daos_command", required=True, metavar="ACTION")
     imp = daos_sub.add_parser("import", help="import a JSON or CSV file, all or nothing")
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="import only into an empty registry; one holding DAOs is left as it is",
+    )
     daos_sub.add_parser("list", help="list the registered DAOs")
 
     rankings = sub.add_parser("rankings", help="the latest ranking, or one DAO's history")
@@ -91,7 +96,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         case "cron":
             return await cli.run_cron(settings)
         case "daos" if args.daos_command == "import":
-            return await cli.import_file(settings, args.file)
+            return await cli.import_file(settings, args.file, if_empty=args.if_empty)
         case "daos":
             return await cli.show_daos(settings)
         case "rankings":

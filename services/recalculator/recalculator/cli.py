@@ -181,9 +181,9 @@ async def run_cron(settings: Settings) -> int:
         await connection.close()
 
 
-async def import_file(settings: Settings, path: Path) -> int:
+async def import_file(settings: Settings, path: Path, *, if_empty: bool = False) -> int:
     """Imports the DAOs of ``path``, all or nothing; returns 2 (every bad row on stderr) when
-    a row is bad."""
+    a row is bad. With ``if_empty``, a registry that holds DAOs is left untouched (returns 0)."""
     try:
         records = await read_import_file(path)  # every row checked before anything is written
     except ImportRejected as exc:
@@ -191,6 +191,10 @@ async def import_file(settings: Settings, path: Path) -> int:
         return EXIT_BAD_INPUT
     await migrate_schema(settings)
     async with open_pool(settings) as pool:
+        registered = len(await list_daos(pool)) if if_empty else 0
+        if registered:
+            print(f"the registry holds {registered} DAOs: nothing imported from {path}")
+            return 0
         result = await import_daos(pool, records)
     print(
         f"imported {len(records)} DAOs from {path}: {result.inserted} new, {result.updated} updated"
