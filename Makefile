@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 SOURCES := contracts chassis services tests bench tools scripts
 
 .PHONY: test install services tools contract-check alert-rules layers sizes lint typecheck pytest asyncapi alerts-doc demo demo-stop chaos bench clean
+.PHONY: audit lock compose-test
 
-test: install services tools contract-check alert-rules layers sizes lint typecheck pytest
+test: install services tools contract-check alert-rules layers sizes lint typecheck audit pytest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -73,6 +74,27 @@ chaos: install services
 # runs alone: python -m bench --only relay ingest …
 bench: install services tools
 	$(BIN)/python -m bench
+
+# The locked dependencies (requirements.lock: what the image installs) against PyPI's
+# advisories. Fails on a known vulnerability; says WARNING, loudly, for every package the
+# advisory source did not answer for (AUDIT_STRICT=1 makes that fail too).
+audit: install
+	$(BIN)/python scripts/audit.py requirements.lock
+
+# Refreshes requirements.lock from pyproject.toml's ranges (plus the build backend, so the
+# image's `pip install --no-build-isolation` needs nothing the lock does not pin): the newest
+# versions in range, every file's hash, markers for every Python the project supports.
+lock: install
+	printf 'hatchling>=1.25\n' | $(BIN)/uv pip compile --native-tls --quiet pyproject.toml - \
+		--universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -o requirements.lock
+
+# The README's Docker quickstart on a real Docker engine (~10-15 min; root; see
+# tests/compose/README.md): build, up, a run, stop/kill/restart during runs, down and up again,
+# nothing left behind. Starts (and stops) its own dockerd and builds the base images' stand-ins
+# when they are missing.
+compose-test: install
+	$(BIN)/python -m tests.compose.scenario
 
 asyncapi: install
 	$(BIN)/python -m contracts asyncapi

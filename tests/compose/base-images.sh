@@ -39,7 +39,15 @@ build_rootfs() {
         log "rootfs: cached $ROOTFS_TAR"
         return 0
     fi
-    command -v debootstrap >/dev/null || { echo "apt-get install debootstrap first" >&2; exit 1; }
+    if ! command -v debootstrap >/dev/null; then
+        # A cold cache on a Debian machine (CI): Debian's debootstrap, as root.
+        [[ $EUID -eq 0 ]] || { echo "apt-get install debootstrap first" >&2; exit 1; }
+        log "rootfs: installing Debian's debootstrap"
+        apt-get install -y -q debootstrap >"$CACHE_DIR/logs/apt-debootstrap.log" 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q debootstrap \
+                >>"$CACHE_DIR/logs/apt-debootstrap.log" 2>&1; } \
+            || { tail -n 20 "$CACHE_DIR/logs/apt-debootstrap.log" >&2; exit 1; }
+    fi
     local mirror target started
     mirror=$(apt_mirror)
     target="$CACHE_DIR/rootfs-$SUITE.tmp"
