@@ -26,21 +26,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Generic
+from typing import Generic, Unpack
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from chassis.consumer import (
-    REQUEUE_PAUSE_S,
-    WATCH_INTERVAL_S,
     M,
     Parse,
     QueueConsumer,
     Rejected,
+    SettlingOptions,
     ack,
     channel_closed,
 )
-from chassis.retry import is_transient_database_error, retry_transient
+from chassis.retry import retry_transient
 from chassis.topology import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -67,27 +66,14 @@ class BatchConsumer(QueueConsumer, Generic[M]):
         *,
         batch_size: int = 500,
         batch_wait_s: float = 0.05,
-        is_transient: Callable[[BaseException], bool] = is_transient_database_error,
-        on_dead_letter: Callable[[Rejected], None] = lambda _: None,
-        on_requeue: Callable[[], None] = lambda: None,
         on_retry: Callable[[BaseException], None] | None = None,
         max_backoff_s: float = 10.0,
-        requeue_pause_s: float = REQUEUE_PAUSE_S,
-        watch_interval_s: float = WATCH_INTERVAL_S,
+        **settling: Unpack[SettlingOptions],
     ) -> None:
         """``on_retry`` is called with each transient error before the batch is handed again."""
         # A little above the batch size: a full batch can form while the previous one commits.
         prefetch = batch_size + max(10, batch_size // 5)
-        super().__init__(
-            connection,
-            queue,
-            prefetch,
-            is_transient=is_transient,
-            on_dead_letter=on_dead_letter,
-            on_requeue=on_requeue,
-            requeue_pause_s=requeue_pause_s,
-            watch_interval_s=watch_interval_s,
-        )
+        super().__init__(connection, queue, prefetch, **settling)
         self.prefetch = prefetch
         self._parse = parse
         self._handler = handler

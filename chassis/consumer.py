@@ -60,6 +60,28 @@ Parse = Callable[[bytes], M]
 """Returns the model a body carries; raises :class:`Rejected` for a body that is none."""
 
 
+def _ignore() -> None:
+    pass
+
+
+def _ignore_rejected(_: Rejected) -> None:
+    pass
+
+
+class SettlingOptions(TypedDict, total=False):
+    """How every consumer settles a message: what is transient, hooks for the metrics, pauses.
+
+    Defaults: :func:`chassis.retry.is_transient_database_error`, no hooks,
+    :data:`REQUEUE_PAUSE_S`, :data:`WATCH_INTERVAL_S`.
+    """
+
+    is_transient: Callable[[BaseException], bool]
+    on_dead_letter: Callable[[Rejected], None]
+    on_requeue: Callable[[], None]
+    requeue_pause_s: float
+    watch_interval_s: float
+
+
 class QueueConsumer:
     """What every consumer shares: the attachment, its watch, dead letters, settling, stop."""
 
@@ -68,20 +90,15 @@ class QueueConsumer:
         connection: AbstractRobustConnection,
         queue: QueueSpec,
         prefetch: int,
-        *,
-        is_transient: Callable[[BaseException], bool] = is_transient_database_error,
-        on_dead_letter: Callable[[Rejected], None] = lambda _: None,
-        on_requeue: Callable[[], None] = lambda: None,
-        requeue_pause_s: float = REQUEUE_PAUSE_S,
-        watch_interval_s: float = WATCH_INTERVAL_S,
+        **settling: Unpack[SettlingOptions],
     ) -> None:
         self._connection = connection
         self._spec = queue
-        self._is_transient = is_transient
-        self._on_dead_letter = on_dead_letter
-        self._on_requeue = on_requeue
-        self._requeue_pause_s = requeue_pause_s
-        self._watch_interval_s = watch_interval_s
+        self._is_transient = settling.get("is_transient", is_transient_database_error)
+        self._on_dead_letter = settling.get("on_dead_letter", _ignore_rejected)
+        self._on_requeue = settling.get("on_requeue", _ignore)
+        self._requeue_pause_s = settling.get("requeue_pause_s", REQUEUE_PAUSE_S)
+        self._watch_interval_s = settling.get("watch_interval_s", WATCH_INTERVAL_S)
         self._attachment = Attachment(connection, queue, prefetch, self._on_message)
         self._dead_channel: AbstractChannel | None = None
         self._stopping = False
@@ -171,16 +188,11 @@ class QueueConsumer:
             await requeue(message)
 
 
-class ConsumerOptions(TypedDict, total=False):
+class ConsumerOptions(SettlingOptions, total=False):
     """How a :class:`DeliveryConsumer` consumes, beyond its queue, parser and handler."""
 
     prefetch: int
     concurrency: int | None
-    is_transient: Callable[[BaseException], bool]
-    on_dead_letter: Callable[[Rejected], None]
-    on_requeue: Callable[[], None]
-    requeue_pause_s: float
-    watch_interval_s: float
 
 
 class DeliveryConsumer(QueueConsumer, Generic[M]):
@@ -197,23 +209,10 @@ class DeliveryConsumer(QueueConsumer, Generic[M]):
         *,
         prefetch: int = 10,
         concurrency: int | None = None,
-        is_transient: Callable[[BaseException], bool] = is_transient_database_error,
-        on_dead_letter: Callable[[Rejected], None] = lambda _: None,
-        on_requeue: Callable[[], None] = lambda: None,
-        requeue_pause_s: float = REQUEUE_PAUSE_S,
-        watch_interval_s: float = WATCH_INTERVAL_S,
+        **settling: Unpack[SettlingOptions],
     ) -> None:
         """``concurrency`` bounds how many handlers run at once (default: ``prefetch``)."""
-        super().__init__(
-            connection,
-            queue,
-            prefetch,
-            is_transient=is_transient,
-            on_dead_letter=on_dead_letter,
-            on_requeue=on_requeue,
-            requeue_pause_s=requeue_pause_s,
-            watch_interval_s=watch_interval_s,
-        )
+        super().__init__(connection, queue, prefetch, **settling)
         self._parse = parse
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency or prefetch)
