@@ -58,6 +58,9 @@ from tests.harness.processes import ServiceProcess, started, wait_http_ok
 
 STAGE = "monitoring CPU"
 DEFAULT_DAOS = 20_000
+# /proc counts each process's CPU in clock ticks (10 ms): a 30-DAO run's whole span is a few
+# ticks, and may read as none. 1,000 DAOs give each side tens of ticks.
+MIN_DAOS = 1_000
 GOAL = 1.5
 
 
@@ -81,7 +84,12 @@ async def _measure(
     done: Callable[[], Awaitable[bool]],
     watched: list[ServiceProcess],
 ) -> CpuSample:
-    """Start ``publisher`` (SIGUSR1) inside a CPU span that ends when ``done()`` is true."""
+    """Start ``publisher`` (SIGUSR1) inside a CPU span that ends when ``done()`` is true.
+
+    Raises ``RuntimeError`` when a watched process exits, the events are not all stored within
+    600 s, a server restarts during the span, or the span reads as no CPU at all (too few events
+    for /proc's clock ticks).
+    """
     groups = {
         **groups,
         "broker": broker_pids,
@@ -104,7 +112,13 @@ async def _measure(
     if any(cpu_seconds(pid) is None for pid in servers):
         # A restarted server's new processes would be counted from zero, its old ones lost.
         raise RuntimeError("RabbitMQ or Postgres restarted during the measurement")
-    return CpuSample(meter.seconds(), ctx.events, wall)
+    seconds = meter.seconds()
+    if sum(seconds.values()) <= 0:
+        raise RuntimeError(
+            f"{ctx.events:,} events used no clock tick of CPU that /proc counts in"
+            f" {wall:.2f} s: a run of at least {MIN_DAOS:,} DAOs is needed to measure"
+        )
+    return CpuSample(seconds, ctx.events, wall)
 
 
 async def bare_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
@@ -197,7 +211,7 @@ async def our_side(ctx: PipelineContext, folder: Path, index: int) -> CpuSample:
 
 def _breakdown(samples: list[CpuSample]) -> str:
     median = sorted(samples, key=lambda s: s.ms_per_event)[len(samples) // 2]
-    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in median.seconds.items())
+    parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in median.seconds.items())
     return f"{parts} CPU-s in {median.wall_s:.1f} s wall"
 
 

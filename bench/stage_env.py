@@ -24,7 +24,7 @@ from tests.harness.processes import ServiceProcess
 T = TypeVar("T")
 U = TypeVar("U")
 
-ADMIN_PASSWORD = "bench-password"
+ADMIN_PASSWORD = "bench-admin-password"
 SESSION_SECRET = "bench-session-secret"
 
 

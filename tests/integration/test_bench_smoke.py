@@ -96,7 +96,9 @@ async def test_the_big_run_stage_waits_for_the_ledger_to_show_the_job_complete(
 async def test_the_monitoring_cpu_stage_sums_the_cpu_of_both_pipelines(
     endpoints: Endpoints, tmp_path: Path
 ) -> None:
-    result = await monitoring_cpu.run(endpoints, daos=30, log_dir=tmp_path, rounds=1)
+    result = await monitoring_cpu.run(
+        endpoints, daos=monitoring_cpu.MIN_DAOS, log_dir=tmp_path, rounds=1
+    )
     (figure,) = _sane(result, 1)
     assert figure.unit == "CPU-ms/event"
     for group in ("publisher", "consumer", "relay", "ledger", "broker", "postgres"):
