@@ -7,9 +7,10 @@ itself through the queue's ``x-delivery-limit``. Nothing is dropped silently.
 
 :func:`list_dead_letters` browses a dead-letter queue (every message taken with ``basic.get``,
 unacked, so none comes back twice in one pass, and all returned to the queue at the end);
-:func:`replay_dead_letters` publishes a copy under the original routing key with a publisher
-confirm, and only then acks (removes) the dead letter. A crash in between leaves the message
-in both places: consumers deduplicate.
+:func:`replay_dead_letters` publishes a copy with a publisher confirm, and only then acks
+(removes) the dead letter. An event goes back to its exchange under its original routing key;
+a command goes back into its queue through the default exchange, by the queue's name. A crash
+in between leaves the message in both places: consumers deduplicate.
 """
 
 from __future__ import annotations
@@ -135,12 +136,15 @@ async def replay_dead_letters(
     exchange_name: str,
     *,
     message_ids: set[str] | None = None,
+    routing_key: str | None = None,
 ) -> list[DeadLetter]:
-    """Republish to ``exchange_name`` (under each message's original routing key) the dead
-    letters of ``dead_queue`` whose message id is in ``message_ids`` (all when None).
+    """Republish to ``exchange_name`` the dead letters of ``dead_queue`` whose message id is
+    in ``message_ids`` (all when None), each under ``routing_key`` or, when None, under its
+    original routing key. ``exchange_name`` ``""`` with a queue's name as ``routing_key`` puts
+    them straight back into that queue (the default exchange routes by queue name).
 
     Returns what was replayed; the others stay in the queue. Raises the broker's error if a
-    publish is not confirmed (that message then stays dead-lettered).
+    publish is not confirmed or not routed (that message then stays dead-lettered).
     """
     channel = await connection.channel()
     publisher = await publisher_channel(connection)
@@ -165,13 +169,14 @@ async def replay_dead_letters(
                     held.append(message)
                     continue
                 letter = describe_message(message)
-                await exchange.publish(_original(message), letter.routing_key, mandatory=True)
+                key = letter.routing_key if routing_key is None else routing_key
+                await exchange.publish(_original(message), key, mandatory=True)
                 await message.ack()
                 replayed.append(letter)
                 log.info(
                     "replayed dead letter %s to %s",
                     message.message_id,
-                    letter.routing_key,
+                    key,
                     extra={"event_id": message.message_id},
                 )
         finally:
@@ -222,15 +227,21 @@ async def dead_letter_command(
     dead_queue: str,
     exchange_name: str,
     message_ids: list[str] | None = None,
+    *,
+    routing_key: str | None = None,
 ) -> int:
     """``<service> dead-letters list|replay``: print the dead letters (tab-separated, one per
-    line) or replay them; a count on stderr. Returns the exit code (0)."""
+    line) or replay them to ``exchange_name`` (under ``routing_key``, or each one's original
+    routing key: see :func:`replay_dead_letters`); a count on stderr. Returns the exit code
+    (0)."""
     if action == "list":
         letters = await list_dead_letters(connection, dead_queue)
         print("message_id\trouting_key\tdead_lettered_at\treason\tbody")
     else:
         ids = set(message_ids) if message_ids else None
-        letters = await replay_dead_letters(connection, dead_queue, exchange_name, message_ids=ids)
+        letters = await replay_dead_letters(
+            connection, dead_queue, exchange_name, message_ids=ids, routing_key=routing_key
+        )
     for letter in letters:
         print(letter.describe())
     verb = "dead letter(s) in" if action == "list" else "replayed from"

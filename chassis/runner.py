@@ -13,6 +13,11 @@ logging and runs the chosen command. Whatever stops a start ends as ONE line on 
 | :class:`~chassis.health.CannotServe` (a taken port)      | the address and the error   |
 | :class:`UsageError` and the service's ``usage_errors``   | the message                 |
 
+Anything else is a bug, not bad input: it propagates with its traceback (exit code 1), which
+is why ``usage_errors`` must name the service's own exceptions, never a built-in one such as
+``ValueError``. Every command line also answers ``--version`` (``prog 0.1.0``: the version of
+the installed distribution that provides the ``prog`` command).
+
 :func:`serve` runs a service's :class:`Component` s: it serves ``/healthz``, ``/readyz`` (the
 service's checks and each component's) and ``/metrics``, starts the components in the order
 given, waits for SIGTERM or SIGINT or for the first component to stop by itself (a crash),
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -66,6 +72,43 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def package_version(prog: str) -> str:
+    """The version of the installed distribution that provides the ``prog`` command (its
+    console script); ``unknown`` when none is installed."""
+    scripts = importlib.metadata.entry_points(group="console_scripts", name=prog)
+    for name in [script.dist.name for script in scripts if script.dist is not None]:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``prog <version>`` and exit 0 (the version looked up only then)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {package_version(parser.prog)}")
+        parser.exit()
+
+
+def add_version_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give ``parser`` a ``--version`` option (once); returns ``parser``."""
+    if "--version" not in parser._option_string_actions:
+        parser.add_argument(
+            "--version", action=_VersionAction, help="print the program's version and exit"
+        )
+    return parser
+
+
 START_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     DatabaseUnavailable,
@@ -96,9 +139,12 @@ def main(
     """Parse ``argv``, read ``settings_class`` and run ``command``; return the exit code.
 
     ``command``'s own code (None is 0); 2 for a start-up error (the module docstring's table,
-    and ``usage_errors``: input the service refuses), 130 on Ctrl-C. An error of any other
-    kind is a bug: it propagates with its traceback.
+    and ``usage_errors``: the service's own exceptions for input it refuses), 130 on Ctrl-C.
+    An error of any other kind is a bug: it propagates with its traceback. ``--version`` is
+    added to ``parser``. Raises ``TypeError`` if ``usage_errors`` names a built-in exception.
     """
+    _check_usage_errors(usage_errors)
+    add_version_option(parser)
     try:
         args = parser.parse_args(argv)
         settings = load_settings(settings_class)
@@ -114,6 +160,15 @@ def main(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return EXIT_OK if code is None else code
+
+
+def _check_usage_errors(usage_errors: tuple[type[Exception], ...]) -> None:
+    """Refuse a built-in exception as a usage error: it would report bugs as bad input."""
+    broad = [e.__name__ for e in usage_errors if e.__module__ == "builtins"]
+    if broad:
+        raise TypeError(
+            f"usage_errors must be the service's own exceptions, not {', '.join(broad)}"
+        )
 
 
 def _fail(line: str) -> int:

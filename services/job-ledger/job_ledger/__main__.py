@@ -58,8 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     dead_commands.add_parser("list", help="show each dead letter with its reason")
     replay = dead_commands.add_parser("replay", help="put dead letters back on the exchange")
     which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", action="append", dest="ids", metavar="MESSAGE_ID")
-    which.add_argument("--all", action="store_true")
+    which.add_argument(
+        "--id",
+        action="append",
+        dest="ids",
+        metavar="MESSAGE_ID",
+        help="replay the dead letter with this message id (repeatable)",
+    )
+    which.add_argument("--all", action="store_true", help="replay every dead letter")
     commands.add_parser("migrate", help="apply the ledger's migrations")
     return parser
 

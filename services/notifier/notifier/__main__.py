@@ -32,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     dead_actions.add_parser("list", help="show each dead letter with its reason")
     replay = dead_actions.add_parser("replay", help="put dead letters back on the exchange")
     which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", dest="ids", action="append", metavar="MESSAGE_ID")
+    which.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        metavar="MESSAGE_ID",
+        help="replay the dead letter with this message id (repeatable)",
+    )
     which.add_argument("--all", action="store_true", help="replay every dead letter")
     commands.add_parser("migrate", help="apply the notifier's migrations and exit")
     return parser

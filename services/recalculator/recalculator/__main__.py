@@ -2,7 +2,8 @@
 
 Parses the command and runs it (:mod:`recalculator.cli`) through :func:`chassis.runner.main`,
 which reads the settings and configures logging. A configuration, connection or input error
-ends with one clear line on stderr and exit code 2, never a traceback.
+ends with one clear line on stderr and exit code 2, never a traceback; any other error is a
+bug and ends with its traceback and exit code 1.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from chassis.runner import main as run_main
 from recalculator import cli
 from recalculator.config import Settings
+from recalculator.governance import SourceSettingError
 from recalculator.registry import UnknownDaos
 
 
@@ -28,16 +31,36 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""The subcommands of a parser, as each ``_add_*`` adds to them."""
+
+
 def parser() -> argparse.ArgumentParser:
+    """The command line: every command, its options and their help."""
     p = argparse.ArgumentParser(
         prog="recalculator", description="Weekly GVS recalculation of every tracked DAO."
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    sub.add_parser("worker", help="consume RunRequested, run jobs, relay the outbox, serve health")
+    _add_trigger(sub)
+    sub.add_parser("cron", help="publish a RunRequested at each JOB_SCHEDULE slot (UTC)")
+    _add_registry(sub)
+    _add_dead_letters(sub)
+    sub.add_parser("migrate", help="apply the recalculator's migrations")
+    return p
 
+
+def _add_run(sub: Commands) -> None:
     run = sub.add_parser(
         "run", help="one run in this process (exit 0 completed, 1 failed, 3 refused)"
     )
-    run.add_argument("--trigger", choices=["manual", "retry", "cron"], default="manual")
+    run.add_argument(
+        "--trigger",
+        choices=["manual", "retry", "cron"],
+        default="manual",
+        help="what the run records as its trigger (default manual)",
+    )
     run.add_argument(
         "--dao",
         action="append",
@@ -46,15 +69,26 @@ def parser() -> argparse.ArgumentParser:
         help="score only this DAO (repeatable); default every active DAO",
     )
 
-    sub.add_parser("worker", help="consume RunRequested, run jobs, relay the outbox, serve health")
 
+def _add_trigger(sub: Commands) -> None:
     trigger = sub.add_parser(
         "trigger",
         help="publish a RunRequested; prints its request id (--wait: and the answer; exit 0"
         " accepted, 3 refused, 1 no answer)",
     )
-    trigger.add_argument("--trigger", choices=["manual", "retry"], default="manual")
-    trigger.add_argument("--dao", action="append", dest="dao_ids", metavar="ID")
+    trigger.add_argument(
+        "--trigger",
+        choices=["manual", "retry"],
+        default="manual",
+        help="what the requested run records as its trigger (default manual)",
+    )
+    trigger.add_argument(
+        "--dao",
+        action="append",
+        dest="dao_ids",
+        metavar="ID",
+        help="request only this DAO (repeatable); default every active DAO",
+    )
     trigger.add_argument(
         "--wait",
         nargs="?",
@@ -64,12 +98,13 @@ def parser() -> argparse.ArgumentParser:
         help="wait up to SECONDS (default 60) for the worker's answer and print it",
     )
 
-    sub.add_parser("cron", help="publish a RunRequested at each JOB_SCHEDULE slot (UTC)")
 
+def _add_registry(sub: Commands) -> None:
+    """``daos import|list`` and ``rankings``."""
     daos = sub.add_parser("daos", help="the DAO registry")
     daos_sub = daos.add_subparsers(dest="daos_command", required=True, metavar="ACTION")
     imp = daos_sub.add_parser("import", help="import a JSON or CSV file, all or nothing")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="a .json or .csv file of DAOs")
     imp.add_argument(
         "--if-empty",
         action="store_true",
@@ -78,10 +113,25 @@ def parser() -> argparse.ArgumentParser:
     daos_sub.add_parser("list", help="list the registered DAOs")
 
     rankings = sub.add_parser("rankings", help="the latest ranking, or one DAO's history")
-    rankings.add_argument("--dao", dest="dao_id", metavar="ID")
+    rankings.add_argument(
+        "--dao", dest="dao_id", metavar="ID", help="this DAO's scores across runs, newest first"
+    )
 
-    sub.add_parser("migrate", help="apply the recalculator's migrations")
-    return p
+
+def _add_dead_letters(sub: Commands) -> None:
+    dead = sub.add_parser("dead-letters", help="the commands queue's dead letters")
+    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dead_sub.add_parser("list", help="show each dead command with its reason")
+    replay = dead_sub.add_parser("replay", help="put dead commands back in the commands queue")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        metavar="MESSAGE_ID",
+        help="replay the dead command with this message id (repeatable)",
+    )
+    which.add_argument("--all", action="store_true", help="replay every dead command")
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,11 +151,13 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return await cli.show_daos(settings)
         case "rankings":
             return await cli.show_rankings(settings, args.dao_id)
+        case "dead-letters":
+            return await cli.dead_letters(settings, args.action, getattr(args, "ids", None))
         case _:
             return await cli.run_migrations(settings)
 
 
-USAGE_ERRORS: tuple[type[Exception], ...] = (UnknownDaos, ValueError)
+USAGE_ERRORS: tuple[type[Exception], ...] = (UnknownDaos, SourceSettingError)
 """Input the recalculator refuses, beyond the chassis's start-up errors: DAO ids that are not
 registered and active, a governance setting at fault (``make_source`` names it)."""
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 
 from chassis.broker import connect, declare_topology
+from chassis.deadletter import dead_letter_command
 from chassis.health import broker_check
 from chassis.lifecycle import stop_event_on_signals
 from chassis.migrations import migration_report
@@ -235,6 +236,30 @@ async def show_rankings(settings: Settings, dao_id: str | None) -> int:
                 history_table(dao_id, history) if history else f"no scores for {dao_id}"
             )
     return 0
+
+
+async def dead_letters(settings: Settings, action: str, ids: list[str] | None) -> int:
+    """Lists (``list``) or replays (``replay``) the commands queue's dead letters; a replayed
+    command goes back into the commands queue (the default exchange, by the queue's name), where
+    the worker takes it. ``ids`` None replays them all. Returns 0."""
+    connection = await connect(
+        settings.amqp_url.get_secret_value(),
+        timeout_s=settings.connect_timeout.total_seconds(),
+        name="recalculator-dead-letters",
+    )
+    try:
+        async with await connection.channel() as channel:
+            await declare_topology(channel, settings.topology)
+        return await dead_letter_command(
+            connection,
+            action,
+            settings.topology.queue(settings.commands_queue).dead_letter_queue,
+            "",
+            ids,
+            routing_key=settings.commands_queue,
+        )
+    finally:
+        await connection.close()
 
 
 async def run_migrations(settings: Settings) -> int:

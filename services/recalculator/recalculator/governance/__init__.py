@@ -1,6 +1,6 @@
 """Where governance data comes from: the Snapshot hub, or a JSON file for offline runs."""
 
-from recalculator.governance.factory import SourceKind, make_source
+from recalculator.governance.factory import SourceKind, SourceSettingError, make_source
 from recalculator.governance.file import FileSource
 from recalculator.governance.pacing import RequestsPerMinute, SlidingWindowLimiter
 from recalculator.governance.snapshot import DEFAULT_HUB_URL, SnapshotSource
@@ -22,6 +22,7 @@ __all__ = [
     "SnapshotSource",
     "SourceError",
     "SourceKind",
+    "SourceSettingError",
     "TransientSourceError",
     "fetch_deadline",
     "make_source",

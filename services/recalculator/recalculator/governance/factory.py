@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 SourceKind = Literal["snapshot", "file"]
 
 
+class SourceSettingError(ValueError):
+    """The governance settings do not make a source; the message names the setting at fault."""
+
+
 def make_source(
     kind: SourceKind,
     *,
@@ -34,13 +38,13 @@ def make_source(
     hub's limit for keyed or keyless access); ``file`` needs ``data_path`` naming an existing
     file.
 
-    Raises ``ValueError`` naming the setting at fault for an unknown kind, a missing session,
-    or a missing data file, so that a misconfigured service stops at start rather than failing
-    every DAO later.
+    Raises :class:`SourceSettingError` naming the setting at fault for an unknown kind, a
+    missing session, or a missing data file, so that a misconfigured service stops at start
+    rather than failing every DAO later.
     """
     if kind == "snapshot":
         if session is None:
-            raise ValueError("GOVERNANCE_SOURCE=snapshot needs an aiohttp session")
+            raise SourceSettingError("GOVERNANCE_SOURCE=snapshot needs an aiohttp session")
         with_key = api_key is not None and bool(api_key.get_secret_value())
         per_minute = hub_rate_limit(rate_limit, with_key=with_key)
         logger.info(
@@ -57,9 +61,11 @@ def make_source(
         )
     if kind == "file":
         if data_path is None:
-            raise ValueError("GOVERNANCE_SOURCE=file needs GOVERNANCE_DATA, the JSON file's path")
+            raise SourceSettingError(
+                "GOVERNANCE_SOURCE=file needs GOVERNANCE_DATA, the JSON file's path"
+            )
         if not data_path.is_file():
-            raise ValueError(f"GOVERNANCE_DATA={data_path} is not a file")
+            raise SourceSettingError(f"GOVERNANCE_DATA={data_path} is not a file")
         return FileSource(data_path)
     choices = ", ".join(get_args(SourceKind))
-    raise ValueError(f"GOVERNANCE_SOURCE={kind!r} is not one of: {choices}")
+    raise SourceSettingError(f"GOVERNANCE_SOURCE={kind!r} is not one of: {choices}")
