@@ -15,6 +15,7 @@ in between leaves the message in both places: consumers deduplicate.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -247,3 +248,28 @@ async def dead_letter_command(
     verb = "dead letter(s) in" if action == "list" else "replayed from"
     print(f"{len(letters)} {verb} {dead_queue}", file=sys.stderr)
     return 0
+
+
+def add_dead_letter_commands(
+    commands: argparse._SubParsersAction[Any],
+    help_text: str,
+    *,
+    noun: str = "dead letter",
+    replay_help: str = "put dead letters back on the exchange",
+    **subparser_options: Any,
+) -> None:
+    """Add ``dead-letters list|replay (--id MESSAGE_ID ... | --all)`` to a service's commands;
+    ``args.action`` and ``args.ids`` then feed :func:`dead_letter_command`."""
+    dead = commands.add_parser("dead-letters", help=help_text)
+    actions = dead.add_subparsers(dest="action", required=True, **subparser_options)
+    actions.add_parser("list", help=f"show each {noun} with its reason")
+    replay = actions.add_parser("replay", help=replay_help)
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--id",
+        dest="ids",
+        action="append",
+        metavar="MESSAGE_ID",
+        help=f"replay the {noun} with this message id (repeatable)",
+    )
+    which.add_argument("--all", action="store_true", help=f"replay every {noun}")

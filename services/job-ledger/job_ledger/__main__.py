@@ -18,7 +18,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
-from chassis.deadletter import dead_letter_command
+from chassis.deadletter import add_dead_letter_commands, dead_letter_command
 from chassis.migrations import migration_report
 from chassis.runner import OneLineParser
 from chassis.runner import main as run_main
@@ -53,19 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild_cmd = commands.add_parser("rebuild", help="replay job_events into job_logs")
     rebuild_cmd.add_argument("--job", type=_job_id, help="only this job id")
-    dead = commands.add_parser("dead-letters", help="the ledger's dead-letter queue")
-    dead_commands = dead.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
-    dead_commands.add_parser("list", help="show each dead letter with its reason")
-    replay = dead_commands.add_parser("replay", help="put dead letters back on the exchange")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--id",
-        action="append",
-        dest="ids",
-        metavar="MESSAGE_ID",
-        help="replay the dead letter with this message id (repeatable)",
-    )
-    which.add_argument("--all", action="store_true", help="replay every dead letter")
+    add_dead_letter_commands(commands, "the ledger's dead-letter queue", parser_class=OneLineParser)
     commands.add_parser("migrate", help="apply the ledger's migrations")
     return parser
 

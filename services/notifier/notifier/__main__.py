@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from chassis.broker import connect
-from chassis.deadletter import dead_letter_command
+from chassis.deadletter import add_dead_letter_commands, dead_letter_command
 from chassis.migrations import migration_report
 from chassis.runner import main as run_main
 from notifier.bootstrap import bootstrap
@@ -27,19 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="health server port (HEALTH_PORT, 8081)"
     )
-    dead = commands.add_parser("dead-letters", help="the notifier's dead-letter queue")
-    dead_actions = dead.add_subparsers(dest="action", required=True)
-    dead_actions.add_parser("list", help="show each dead letter with its reason")
-    replay = dead_actions.add_parser("replay", help="put dead letters back on the exchange")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--id",
-        dest="ids",
-        action="append",
-        metavar="MESSAGE_ID",
-        help="replay the dead letter with this message id (repeatable)",
-    )
-    which.add_argument("--all", action="store_true", help="replay every dead letter")
+    add_dead_letter_commands(commands, "the notifier's dead-letter queue")
     commands.add_parser("migrate", help="apply the notifier's migrations and exit")
     return parser
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
 
+from chassis.deadletter import add_dead_letter_commands
 from chassis.runner import main as run_main
 from recalculator import cli
 from recalculator.config import Settings
@@ -119,19 +120,13 @@ def _add_registry(sub: Commands) -> None:
 
 
 def _add_dead_letters(sub: Commands) -> None:
-    dead = sub.add_parser("dead-letters", help="the commands queue's dead letters")
-    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dead_sub.add_parser("list", help="show each dead command with its reason")
-    replay = dead_sub.add_parser("replay", help="put dead commands back in the commands queue")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--id",
-        dest="ids",
-        action="append",
-        metavar="MESSAGE_ID",
-        help="replay the dead command with this message id (repeatable)",
+    add_dead_letter_commands(
+        sub,
+        "the commands queue's dead letters",
+        noun="dead command",
+        replay_help="put dead commands back in the commands queue",
+        metavar="ACTION",
     )
-    which.add_argument("--all", action="store_true", help="replay every dead command")
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:
