@@ -18,7 +18,13 @@ from chassis.broker_urls import parse_amqp_urls
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("docker-compose.yml", "docker-compose.cluster.yml", "deploy/rabbitmq-cluster.conf")
 NODES = ("rabbitmq", "rabbitmq-2", "rabbitmq-3")
-APPS = ("setup", "recalculator", "cron", "job-ledger", "notifier")
+APPS = ("recalculator", "cron", "job-ledger", "notifier")
+USERS = {
+    "recalculator": "recalculator",
+    "cron": "recalculator",
+    "job-ledger": "job-ledger",
+    "notifier": "notifier",
+}
 SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "ADMIN_PASSWORD")
 
 
@@ -81,9 +87,13 @@ def test_the_later_nodes_start_once_the_first_is_healthy(resolved: dict[str, Any
 def test_every_service_is_given_the_three_nodes_and_waits_for_them(
     resolved: dict[str, Any], app: str
 ) -> None:
-    urls = parse_amqp_urls(resolved[app]["environment"]["AMQP_URL"])
+    environment = resolved[app]["environment"]
+    urls = parse_amqp_urls(environment["AMQP_URL"])
     assert [urlsplit(u).hostname for u in urls] == list(NODES)
-    assert all(urlsplit(u).password == "not-a-real-secret" for u in urls)
+    # Each service logs in as its own user on every node; the password stays in its secret file.
+    assert {urlsplit(u).username for u in urls} == {USERS[app]}
+    assert all(urlsplit(u).password is None for u in urls)
+    assert environment["AMQP_PASSWORD_FILE"].startswith("/run/secrets/")
     for node in NODES:
         assert resolved[app]["depends_on"][node] == {"condition": "service_healthy"}
 
@@ -92,3 +102,11 @@ def test_the_cluster_refuses_to_start_without_its_cookie(tmp_path: Path) -> None
     result = resolve(tmp_path, None)
     assert result.returncode != 0
     assert "set RABBITMQ_ERLANG_COOKIE in .env for the cluster" in result.stderr
+
+
+def test_every_node_loads_the_same_users_and_permissions(resolved: dict[str, Any]) -> None:
+    for node in NODES:
+        volumes = resolved[node]["volumes"]
+        assert any(":/etc/rabbitmq/definitions" in v for v in volumes), node
+        assert any(v.endswith(":/etc/rabbitmq/conf.d/30-definitions.conf:ro") for v in volumes)
+        assert resolved[node]["image"] == "rabbitmq:4.0-management"
