@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypedDict, TypeVar, Unpack
 
@@ -82,7 +83,7 @@ class SettlingOptions(TypedDict, total=False):
     watch_interval_s: float
 
 
-class QueueConsumer:
+class QueueConsumer(ABC):
     """What every consumer shares: the attachment, its watch, dead letters, settling, stop."""
 
     def __init__(
@@ -131,11 +132,12 @@ class QueueConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
 
+    @abstractmethod
     async def _work(self) -> None:
-        raise NotImplementedError
+        """Handle what arrives until stopped (one message at a time, or batches)."""
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _on_message(self, message: AbstractIncomingMessage) -> None: ...
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Take no new message, let those in hand finish for up to ``timeout_s``; idempotent.
@@ -151,8 +153,9 @@ class QueueConsumer:
             with contextlib.suppress(*CHANNEL_GONE_ERRORS, TimeoutError):
                 await asyncio.wait_for(self._dead_channel.close(), 5.0)
 
+    @abstractmethod
     async def _finish(self, timeout_s: float) -> None:
-        raise NotImplementedError
+        """Let the messages in hand finish for up to ``timeout_s``, then stop the rest."""
 
     async def _dead_letter(self, message: AbstractIncomingMessage, rejected: Rejected) -> None:
         """Dead-letter ``message`` with the reason; if the broker cannot take it, requeue it."""
